@@ -1,0 +1,189 @@
+//! A PostgreSQL connection URL that never prints its password.
+
+use std::fmt;
+use std::str::FromStr;
+
+use url::Url;
+
+/// A `postgres://` or `postgresql://` URL. `Debug` and `Display` mask the password; the full
+/// URL is read only through [`DatabaseUrl::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(Url);
+
+/// Why a string is not a usable database URL.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseUrlError {
+    #[error("not a url: {0}")]
+    Parse(#[from] url::ParseError),
+    #[error("scheme must be postgres or postgresql, not {0}")]
+    Scheme(String),
+    #[error("the url names no database")]
+    NoDatabase,
+}
+
+impl DatabaseUrl {
+    /// The full URL, password included, for the driver only.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The user the URL connects as; empty when it leaves it to the driver's default.
+    pub fn username(&self) -> &str {
+        self.0.username()
+    }
+
+    pub fn password(&self) -> Option<&str> {
+        self.0.password()
+    }
+
+    /// The database name (the URL's path without its leading slash).
+    pub fn database(&self) -> &str {
+        self.0.path().trim_start_matches('/')
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        self.0.host_str()
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.0.port()
+    }
+
+    /// The same server and database, as another user.
+    pub fn with_credentials(&self, user: &str, password: Option<&str>) -> Self {
+        let mut url = self.0.clone();
+        // Both setters only fail on URLs that cannot have credentials, which `parse` refused.
+        let _ = url.set_username(user);
+        let _ = url.set_password(password);
+        Self(url)
+    }
+
+    /// The same server, another database.
+    pub fn with_database(&self, database: &str) -> Self {
+        let mut url = self.0.clone();
+        url.set_path(&format!("/{database}"));
+        Self(url)
+    }
+
+    /// Pins every connection's `search_path` to `schema` through the libpq `options`
+    /// parameter, so unqualified names can only resolve inside the service's own schema.
+    pub fn with_search_path(&self, schema: &str) -> Self {
+        let mut url = self.0.clone();
+        let mut options = None;
+        let others: Vec<(String, String)> = url
+            .query_pairs()
+            .filter_map(|(k, v)| {
+                if k == "options" {
+                    options = Some(v.into_owned());
+                    None
+                } else {
+                    Some((k.into_owned(), v.into_owned()))
+                }
+            })
+            .collect();
+        let kept: Vec<&str> = options
+            .as_deref()
+            .map(|o| {
+                o.split("-c ")
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && !s.starts_with("search_path="))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut new_options = format!("-c search_path={schema}");
+        for option in kept {
+            new_options.push_str(" -c ");
+            new_options.push_str(option);
+        }
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(others)
+            .append_pair("options", &new_options);
+        Self(url)
+    }
+
+    fn masked(&self) -> String {
+        let mut url = self.0.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("****"));
+        }
+        url.to_string()
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = DatabaseUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = Url::parse(s)?;
+        match url.scheme() {
+            "postgres" | "postgresql" => {}
+            other => return Err(DatabaseUrlError::Scheme(other.to_owned())),
+        }
+        if url.path().trim_start_matches('/').is_empty() {
+            return Err(DatabaseUrlError::NoDatabase);
+        }
+        Ok(Self(url))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl").field(&self.masked()).finish()
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_mask_the_password() {
+        let url: DatabaseUrl = "postgres://svc:s3cret@db:5432/ecrm".parse().unwrap();
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(!url.to_string().contains("s3cret"));
+        assert!(url.expose().contains("s3cret"));
+    }
+
+    #[test]
+    fn search_path_replaces_an_earlier_one_and_keeps_other_options() {
+        let url: DatabaseUrl =
+            "postgres://u@h/db?sslmode=disable&options=-c%20search_path%3Dpublic%20-c%20statement_timeout%3D5s"
+                .parse()
+                .unwrap();
+        let pinned = url.with_search_path("identity");
+        let pairs: Vec<(String, String)> = url::Url::parse(pinned.expose())
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("sslmode".into(), "disable".into()),
+                (
+                    "options".into(),
+                    "-c search_path=identity -c statement_timeout=5s".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_schemes_and_missing_database_are_refused() {
+        assert!(matches!(
+            "mysql://u@h/db".parse::<DatabaseUrl>(),
+            Err(DatabaseUrlError::Scheme(_))
+        ));
+        assert!(matches!(
+            "postgres://u@h".parse::<DatabaseUrl>(),
+            Err(DatabaseUrlError::NoDatabase)
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+//! What every eCRM service stands on: configuration, telemetry, its PostgreSQL schema and
+//! migrations, error mapping, and serving gRPC with health, reflection and graceful shutdown.
+
+pub mod config;
+pub mod db;
+pub mod propagation;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+
+pub use config::PlatformConfig;
+pub use db::{DatabaseUrl, Db, DbError};
+pub use server::{RunningServer, ServiceRoutes};
+pub use service::{ServiceContext, ServiceDef, StartError, prepare_database, serve};
+pub use telemetry::Telemetry;

@@ -1,0 +1,90 @@
+//! Building `tonic::Status` values: field-named INVALID_ARGUMENT, and INTERNAL errors that are
+//! logged with a reference but never echo database text or personal data to the caller.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::db::DbError;
+
+/// INVALID_ARGUMENT naming `field` both in the message and in a `google.rpc.BadRequest`
+/// field violation, so people and programs can both tell what to fix.
+pub fn invalid_argument(field: &str, description: impl Into<String>) -> Status {
+    let description = description.into();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid {field}: {description}"),
+        ErrorDetails::with_bad_request_violation(field, description),
+    )
+}
+
+/// INTERNAL with an opaque reference. The error is logged with the same reference; callers see
+/// only the reference, never the error's text.
+pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    let reference = uuid::Uuid::now_v7();
+    tracing::error!(error.reference = %reference, error = %ErrorChain(error), "internal error");
+    Status::internal(format!("internal error (reference {reference})"))
+}
+
+/// Displays `error` with every error in its `source()` chain, joined by ": ".
+pub fn chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> impl std::fmt::Display + 'a {
+    ErrorChain(error)
+}
+
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+/// The default mapping of database failures. Services map the variants that mean something in
+/// their domain (a unique violation on an identifier, say) before falling back to this.
+impl From<DbError> for Status {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::NotFound => Status::not_found("not found"),
+            DbError::UniqueViolation { .. } => Status::already_exists("already exists"),
+            DbError::ForeignKeyViolation { .. } | DbError::CheckViolation { .. } => {
+                Status::failed_precondition("the change conflicts with stored data")
+            }
+            DbError::SerializationFailure => Status::aborted("concurrent update, retry the call"),
+            DbError::Unavailable(_) | DbError::Connect(_) => {
+                tracing::warn!(error = %ErrorChain(&error), "database unavailable");
+                Status::unavailable("database unavailable, retry later")
+            }
+            DbError::Query(_) | DbError::Panicked => internal(&error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_the_field_in_message_and_details() {
+        let status = invalid_argument("email", "must contain @");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("email"));
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field, "email");
+        assert_eq!(violation.description, "must contain @");
+    }
+
+    #[test]
+    fn internal_hides_the_error_text() {
+        let error = std::io::Error::other("password authentication failed for jane@example.com");
+        let status = internal(&error);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("jane"));
+        assert!(status.message().contains("reference"));
+    }
+}

@@ -33,7 +33,7 @@ impl MigrationSource<Pg> for MigrationSet {
 }
 
 /// A stable advisory lock key for one kind of work on one schema.
-pub(crate) fn lock_key(kind: &str, schema: &str) -> i64 {
+pub fn lock_key(kind: &str, schema: &str) -> i64 {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         format!("ecrm:{kind}:{schema}").as_bytes(),

@@ -14,7 +14,7 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use tracing::Instrument;
 
 pub use self::error::DbError;
-pub use self::migrate::{MigrationError, MigrationSet, migrate};
+pub use self::migrate::{MigrationError, MigrationSet, lock_key, migrate};
 pub use self::provision::{ProvisionError, provision, quote_identifier, valid_identifier};
 pub use self::url::{DatabaseUrl, DatabaseUrlError};
 

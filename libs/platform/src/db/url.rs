@@ -95,10 +95,16 @@ impl DatabaseUrl {
             new_options.push_str(" -c ");
             new_options.push_str(option);
         }
-        url.query_pairs_mut()
-            .clear()
-            .extend_pairs(others)
-            .append_pair("options", &new_options);
+        // libpq decodes percent-escapes but not form encoding's `+` for a space, so the query
+        // is written by hand rather than with `query_pairs_mut`.
+        let query = others
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(std::iter::once(("options", new_options.as_str())))
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        url.set_query(Some(&query));
         Self(url)
     }
 
@@ -109,6 +115,10 @@ impl DatabaseUrl {
         }
         url.to_string()
     }
+}
+
+fn encode(value: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
 }
 
 impl FromStr for DatabaseUrl {
@@ -163,6 +173,7 @@ mod tests {
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+        assert!(!pinned.expose().contains('+'), "{}", pinned.expose());
         assert_eq!(
             pairs,
             vec![

@@ -1,0 +1,50 @@
+//! What can keep the harness from giving a test its database or server.
+
+/// A failure of the test harness itself (not of the code under test).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("ECRM_TEST_DATABASE_URL is not a usable postgres url")]
+    BadUrl(#[source] ecrm_platform::db::DatabaseUrlError),
+    #[error("no postgresql for tests: set ECRM_TEST_DATABASE_URL or install the server binaries")]
+    NoServer(#[source] ecrm_localpg::Error),
+    /// An earlier test of this process already failed to find a server; this is its reason.
+    #[error("no postgresql for tests: {reason}")]
+    Unavailable { reason: String },
+    #[error("cannot connect to the test postgresql")]
+    Connect(#[source] diesel::ConnectionError),
+    #[error("test database statement failed: {context}")]
+    Query {
+        context: String,
+        #[source]
+        source: diesel::result::Error,
+    },
+    #[error(transparent)]
+    Provision(#[from] ecrm_platform::db::ProvisionError),
+    #[error(transparent)]
+    Migration(#[from] ecrm_platform::db::MigrationError),
+    #[error(transparent)]
+    Db(#[from] ecrm_platform::DbError),
+    #[error(transparent)]
+    Serve(#[from] ecrm_platform::server::ServeError),
+    #[error("cannot bind 127.0.0.1:0")]
+    Bind(#[source] std::io::Error),
+    #[error("cannot connect to the test server at {addr}")]
+    Channel {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot run the migrations")]
+    Migrations(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the service failed to build")]
+    Build(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("harness task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    pub(crate) fn query(context: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Query { context, source }
+    }
+}

@@ -1,0 +1,20 @@
+//! Test support for every eCRM crate: a real PostgreSQL, a fresh database per test cloned from
+//! a template migrated once, a check that every migration's `down.sql` reverts its `up.sql`, and
+//! services started in-process on an ephemeral port.
+//!
+//! Which PostgreSQL: `ECRM_TEST_DATABASE_URL` (a superuser URL) when set; else the server on
+//! 127.0.0.1:5432 as `postgres` when it answers; else a private cluster started from the
+//! machine's PostgreSQL binaries in the temporary folder, shared by every test process and left
+//! running for the next run.
+
+mod database;
+mod error;
+mod server;
+mod service;
+mod snapshot;
+
+pub use database::{TEST_ROLE_PASSWORD, TestDatabase, with_server_lock};
+pub use error::Error;
+pub use server::PgServer;
+pub use service::{TestServer, start_server, start_service};
+pub use snapshot::{SchemaSnapshot, assert_migrations_revert, check_migrations_revert};

@@ -1,0 +1,353 @@
+//! `ecrm up` as its user runs it: the real binary, a real PostgreSQL, real gRPC clients.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails by panicking, helpers included"
+)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::Text;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use ecrm_testkit::TestDatabase;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+const SERVICES: [&str; 5] = [
+    "identity",
+    "profiles",
+    "consent",
+    "segmentation",
+    "outbound",
+];
+/// The issue's promise: serving within a minute on a clean machine.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// A folder in /tmp, which the `postgres` user can traverse when the tests run as root.
+fn scratch() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("ecrm-up-test-")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+/// `ecrm up` with a clean environment, its stderr kept in a file for failure reports.
+fn ecrm_up(scratch: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ecrm"));
+    command
+        .arg("up")
+        .args(args)
+        .current_dir(scratch)
+        .env_remove("DATABASE_URL")
+        .env_remove("ECRM_PG_BINDIR")
+        .env_remove("ECRM_BASE_PORT")
+        .env_remove("ECRM_DATA_DIR")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(scratch.join("stderr.log")).unwrap());
+    command
+}
+
+/// A running `ecrm up`, killed (and its cluster stopped) if a test fails before stopping it.
+struct Up {
+    child: Child,
+    scratch: PathBuf,
+    endpoints: BTreeMap<String, SocketAddr>,
+    lines: Vec<String>,
+    /// Kept so the reader thread, and so the child's stdout, stay open until the end.
+    stdout: mpsc::Receiver<String>,
+}
+
+impl Up {
+    fn start(scratch: &Path, args: &[&str]) -> Self {
+        let mut child = ecrm_up(scratch, args).spawn().unwrap();
+        let child_stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(child_stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut up = Self {
+            child,
+            scratch: scratch.to_owned(),
+            endpoints: BTreeMap::new(),
+            lines: Vec::new(),
+            stdout: rx,
+        };
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match up.stdout.recv_timeout(left) {
+                Ok(line) if line.starts_with("ready:") => break,
+                Ok(line) => up.lines.push(line),
+                Err(_) => panic!("ecrm up not ready in time:\n{}", up.report()),
+            }
+        }
+        for line in &up.lines {
+            let mut words = line.split_whitespace();
+            if let (Some(name), Some(addr)) = (words.next(), words.next())
+                && SERVICES.contains(&name)
+            {
+                up.endpoints.insert(name.to_owned(), addr.parse().unwrap());
+            }
+        }
+        up
+    }
+
+    fn report(&self) -> String {
+        let stderr = std::fs::read_to_string(self.scratch.join("stderr.log")).unwrap_or_default();
+        format!("stdout:\n{}\nstderr:\n{stderr}", self.lines.join("\n"))
+    }
+
+    fn postmaster_pid(&self) -> Option<i32> {
+        let pid_file = self.scratch.join(".ecrm/pg/data/postmaster.pid");
+        let text = std::fs::read_to_string(pid_file).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Sends `signal` and waits for the exit.
+    fn stop(mut self, signal: Signal) -> ExitStatus {
+        kill(Pid::from_raw(self.child.id().try_into().unwrap()), signal).unwrap();
+        let status = wait_with_timeout(&mut self.child, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("ecrm up did not stop:\n{}", self.report()));
+        assert!(
+            status.success(),
+            "ecrm up failed: {status}\n{}",
+            self.report()
+        );
+        status
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        stop_left_cluster(&self.scratch);
+    }
+}
+
+/// Stops a private cluster a failed test may have left running.
+fn stop_left_cluster(scratch: &Path) {
+    let root = scratch.join(".ecrm/pg");
+    if root.join("data/postmaster.pid").exists()
+        && let Ok(binaries) = ecrm_localpg::PgBinaries::find()
+        && let Ok(cluster) =
+            ecrm_localpg::LocalCluster::init_or_open(binaries, &root, Default::default())
+    {
+        let _ = cluster.stop();
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn process_is_alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+async fn assert_serving(name: &str, addr: SocketAddr) {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{name} at {addr}: {e}"));
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status(), ServingStatus::Serving, "{name}");
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("{name}: no service list from reflection");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "grpc.health.v1.Health"),
+        "{name}: {list:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_starts_from_nothing_serves_every_port_and_ctrl_c_stops_everything() {
+    let scratch = scratch();
+
+    for run in ["first run, initialising", "second run, reusing the cluster"] {
+        let up = Up::start(scratch.path(), &["--base-port", "0"]);
+        assert_eq!(
+            up.endpoints.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "consent",
+                "identity",
+                "outbound",
+                "profiles",
+                "segmentation"
+            ],
+            "{run}: {}",
+            up.report()
+        );
+        for (name, addr) in &up.endpoints {
+            assert_serving(name, *addr).await;
+        }
+        let postmaster = up.postmaster_pid().unwrap();
+        assert!(process_is_alive(postmaster));
+        let endpoints = up.endpoints.clone();
+
+        up.stop(Signal::SIGINT);
+
+        assert!(
+            !process_is_alive(postmaster),
+            "{run}: postgresql {postmaster} left running"
+        );
+        for (name, addr) in endpoints {
+            assert!(
+                tokio::net::TcpStream::connect(addr).await.is_err(),
+                "{run}: {name} still listening"
+            );
+        }
+    }
+}
+
+#[derive(QueryableByName, Debug)]
+struct Owned {
+    #[diesel(sql_type = Text)]
+    schema: String,
+    #[diesel(sql_type = Text)]
+    owner: String,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_with_a_database_url_creates_each_schema_and_role_there() {
+    let database = TestDatabase::empty().await;
+    let scratch = scratch();
+    let url = database.admin_url();
+
+    let up = Up::start(
+        scratch.path(),
+        &["--database-url", url.expose(), "--base-port", "0"],
+    );
+    assert!(
+        up.postmaster_pid().is_none(),
+        "a private cluster was started"
+    );
+    for (name, addr) in &up.endpoints {
+        assert_serving(name, *addr).await;
+    }
+    up.stop(Signal::SIGTERM);
+
+    let mut conn = PgConnection::establish(url.expose()).unwrap();
+    let owned: Vec<Owned> = diesel::sql_query(
+        "SELECT nspname::text AS schema, nspowner::regrole::text AS owner FROM pg_namespace \
+         WHERE nspname IN ('identity', 'profiles', 'consent', 'segmentation', 'outbound') \
+         ORDER BY 1",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let owned: Vec<(String, String)> = owned.into_iter().map(|o| (o.schema, o.owner)).collect();
+    assert_eq!(
+        owned,
+        [
+            ("consent", "ecrm_consent"),
+            ("identity", "ecrm_identity"),
+            ("outbound", "ecrm_outbound"),
+            ("profiles", "ecrm_profiles"),
+            ("segmentation", "ecrm_segmentation"),
+        ]
+        .map(|(s, o)| (s.to_owned(), o.to_owned()))
+    );
+}
+
+#[test]
+fn up_without_postgresql_binaries_says_what_to_install() {
+    let scratch = scratch();
+    let empty = scratch.path().join("no-binaries");
+    std::fs::create_dir(&empty).unwrap();
+
+    let status = ecrm_up(scratch.path(), &["--base-port", "0"])
+        .env("ECRM_PG_BINDIR", &empty)
+        .status()
+        .unwrap();
+
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::fs::read_to_string(scratch.path().join("stderr.log")).unwrap();
+    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    assert!(
+        stderr.contains("--database-url") || stderr.contains("database url"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn up_on_a_taken_port_says_so_and_leaves_no_postgresql_running() {
+    let scratch = scratch();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+
+    let output = ecrm_up(scratch.path(), &["--base-port", &port.to_string()])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = std::fs::read_to_string(scratch.path().join("stderr.log")).unwrap();
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port} for identity")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--base-port"), "{stderr}");
+    assert!(
+        !scratch.path().join(".ecrm/pg/data/postmaster.pid").exists(),
+        "postgresql left running"
+    );
+    stop_left_cluster(scratch.path());
+}

@@ -351,3 +351,38 @@ fn up_on_a_taken_port_says_so_and_leaves_no_postgresql_running() {
     );
     stop_left_cluster(scratch.path());
 }
+
+#[test]
+fn up_writes_one_json_object_per_log_line_with_ecrm_log_format_json() {
+    let scratch = scratch();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    // An OTLP endpoint nobody listens on: export failures must not stop the command.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    let output = ecrm_up(scratch.path(), &["--base-port", &port])
+        .env("ECRM_LOG_FORMAT", "json")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}"))
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = std::fs::read_to_string(scratch.path().join("stderr.log")).unwrap();
+    let (logs, last) = stderr.trim_end().rsplit_once('\n').unwrap();
+    assert!(last.starts_with("error: cannot listen"), "{last}");
+    let mut messages = Vec::new();
+    for line in logs.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not json ({e}): {line}"));
+        assert!(event["level"].is_string(), "{line}");
+        messages.push(event["message"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(
+        messages.iter().any(|m| m == "postgresql started"),
+        "{messages:?}"
+    );
+    stop_left_cluster(scratch.path());
+}

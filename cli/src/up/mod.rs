@@ -90,19 +90,29 @@ pub fn run(args: UpArgs) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
-    let telemetry = match Telemetry::init(&args.telemetry, "ecrm") {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(ecrm_platform::db::BLOCKING_THREAD_BUDGET as usize)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!(
+                "error: {}",
+                ecrm_platform::status::chain(&UpError::Runtime(error))
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    // Inside the runtime: the OTLP exporter's gRPC channel binds to the runtime it is built in.
+    let telemetry = match runtime.block_on(async { Telemetry::init(&args.telemetry, "ecrm") }) {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("error: {}", ecrm_platform::status::chain(&error));
             return ExitCode::from(2);
         }
     };
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(ecrm_platform::db::BLOCKING_THREAD_BUDGET as usize)
-        .build()
-        .map_err(UpError::Runtime)
-        .and_then(|runtime| runtime.block_on(up(args)));
+    let result = runtime.block_on(up(args));
     telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -128,7 +128,10 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let telemetry = match Telemetry::init(&config.telemetry, &format!("ecrm-{}", def.name)) {
+    // Inside the runtime: the OTLP exporter's gRPC channel binds to the runtime it is built in.
+    let telemetry = match runtime
+        .block_on(async { Telemetry::init(&config.telemetry, &format!("ecrm-{}", def.name)) })
+    {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln_error(&error);

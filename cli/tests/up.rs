@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use ecrm_localpg::process_is_alive;
 use ecrm_testkit::TestDatabase;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -117,7 +118,7 @@ impl Up {
         format!("stdout:\n{}\nstderr:\n{stderr}", self.lines.join("\n"))
     }
 
-    fn postmaster_pid(&self) -> Option<i32> {
+    fn postmaster_pid(&self) -> Option<u32> {
         let pid_file = self.scratch.join(".ecrm/pg/data/postmaster.pid");
         let text = std::fs::read_to_string(pid_file).ok()?;
         text.lines().next()?.trim().parse().ok()
@@ -170,16 +171,6 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus>
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn process_is_alive(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
 }
 
 async fn assert_serving(name: &str, addr: SocketAddr) {

@@ -17,3 +17,4 @@ mod server_user;
 pub use binaries::PgBinaries;
 pub use cluster::{ClusterOptions, LocalCluster};
 pub use error::Error;
+pub use process::{process_is_alive, wait_for_exit};

@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 
@@ -50,4 +51,27 @@ pub(crate) fn free_port() -> Result<u16, Error> {
         .local_addr()
         .map_err(|source| Error::io("cannot read the address of", "127.0.0.1:0", source))?;
     Ok(address.port())
+}
+
+/// Whether `pid` is a live process, from `/proc`; a zombie awaiting its reaper counts as gone.
+pub fn process_is_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// Waits up to `timeout` for `pid` to exit; true when it did.
+pub fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while process_is_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }

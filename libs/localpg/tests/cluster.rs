@@ -7,8 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use ecrm_localpg::wait_for_exit;
 use ecrm_localpg::{Error, LocalCluster};
-use support::{TestRoot, binaries, ephemeral, free_port, psql, psql_value, wait_for_exit};
+use support::{TestRoot, binaries, ephemeral, free_port, psql, psql_value};
 
 #[test]
 fn init_start_connect_and_stop_leaves_no_process() {

@@ -1,0 +1,29 @@
+//! Authentication and authorization of every RPC in the suite.
+//!
+//! Tokens are JWTs signed by the identity service with Ed25519 (`EdDSA`). Each service holds a
+//! [`Verifier`]: the identity service's public keys and its revocation list, kept in memory and
+//! refreshed in the background (and at once on an unknown `kid`), never fetched per request.
+//! The [`AuthLayer`] authenticates every call against the suite-wide [`methods`] table, which
+//! names the scope each method needs and refuses any method it does not list.
+
+mod claims;
+mod error;
+mod jwks;
+mod layer;
+pub mod methods;
+mod principal;
+mod scope;
+mod signer;
+mod verifier;
+
+pub use claims::{Claims, DEFAULT_TOKEN_LIFETIME, MAX_LEEWAY};
+pub use error::AuthError;
+pub use jwks::{Jwk, JwkSet};
+pub use layer::{Auth, AuthLayer};
+pub use methods::Access;
+pub use principal::{OperatorRole, Principal, PrincipalKind};
+pub use scope::{Scope, Scopes, UnknownScope};
+pub use signer::{SignError, TokenSigner};
+pub use verifier::{
+    SourceError, StaticTrust, TrustSnapshot, TrustSource, Verifier, VerifierConfig,
+};

@@ -1,0 +1,180 @@
+//! What every RPC of the suite requires of its caller. Fails closed: a method this table does
+//! not list is refused to everyone, and a test walks every method of every contract to make
+//! sure none is missing.
+
+use crate::scope::Scope;
+
+/// What a method requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token: health, reflection, the token endpoint (its credentials are the proof) and the
+    /// public keys.
+    Open,
+    /// Any valid token; the handler decides further (e.g. revoking one's own token).
+    Authenticated,
+    /// A valid token carrying this scope.
+    Scope(Scope),
+}
+
+/// Services open to every caller: probes and tooling.
+const OPEN_SERVICES: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// `service/method` (fully qualified service name) and what it requires.
+const METHODS: &[(&str, Access)] = &[
+    // ecrm.identity.v1
+    ("ecrm.identity.v1.Tokens/IssueToken", Access::Open),
+    ("ecrm.identity.v1.Tokens/RevokeToken", Access::Authenticated),
+    ("ecrm.identity.v1.Tokens/GetJwks", Access::Open),
+    ("ecrm.identity.v1.Tokens/ListRevocations", Access::Open),
+    (
+        "ecrm.identity.v1.ServiceAccounts/CreateServiceAccount",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.ServiceAccounts/GetServiceAccount",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.ServiceAccounts/ListServiceAccounts",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.ServiceAccounts/AddSecret",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.ServiceAccounts/RemoveSecret",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.ServiceAccounts/DisableServiceAccount",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.Operators/CreateOperator",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.Operators/ListOperators",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.Operators/SetPassword",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.Operators/DisableOperator",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.SigningKeys/RotateSigningKeys",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    (
+        "ecrm.identity.v1.SigningKeys/ListSigningKeys",
+        Access::Scope(Scope::IdentityAdmin),
+    ),
+    // ecrm.privacy.v1: only the data subject request orchestrator.
+    (
+        "ecrm.privacy.v1.PersonalData/Describe",
+        Access::Scope(Scope::PrivacyExecute),
+    ),
+    (
+        "ecrm.privacy.v1.PersonalData/Export",
+        Access::Scope(Scope::PrivacyExecute),
+    ),
+    (
+        "ecrm.privacy.v1.PersonalData/Erase",
+        Access::Scope(Scope::PrivacyExecute),
+    ),
+    (
+        "ecrm.privacy.v1.PersonalData/Restrict",
+        Access::Scope(Scope::PrivacyExecute),
+    ),
+];
+
+/// What the gRPC `path` (`/package.Service/Method`) requires; `None` when the method is not
+/// listed, which must be refused.
+pub fn access(path: &str) -> Option<Access> {
+    let path = path.strip_prefix('/')?;
+    let (service, _method) = path.split_once('/')?;
+    if OPEN_SERVICES.contains(&service) {
+        return Some(Access::Open);
+    }
+    METHODS
+        .iter()
+        .find(|(listed, _)| *listed == path)
+        .map(|(_, access)| *access)
+}
+
+/// Every listed method, for tests and documentation.
+pub fn listed() -> impl Iterator<Item = (&'static str, Access)> {
+    METHODS.iter().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use prost_types::FileDescriptorSet;
+
+    use super::*;
+
+    #[test]
+    fn every_method_of_every_contract_has_an_entry() {
+        let set = FileDescriptorSet::decode(ecrm_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut missing = Vec::new();
+        let mut seen = 0;
+        for file in set.file.iter().filter(|f| f.package().starts_with("ecrm.")) {
+            for service in &file.service {
+                for method in &service.method {
+                    seen += 1;
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    if access(&path).is_none() {
+                        missing.push(path);
+                    }
+                }
+            }
+        }
+        assert!(seen > 0, "no ecrm method found in the descriptors");
+        assert!(
+            missing.is_empty(),
+            "methods with no access entry: {missing:#?}"
+        );
+    }
+
+    #[test]
+    fn every_entry_names_a_method_that_exists() {
+        let set = FileDescriptorSet::decode(ecrm_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let existing: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| {
+                f.service.iter().flat_map(move |s| {
+                    s.method
+                        .iter()
+                        .map(move |m| format!("{}.{}/{}", f.package(), s.name(), m.name()))
+                })
+            })
+            .collect();
+        for (path, _) in listed() {
+            assert!(existing.iter().any(|e| e == path), "{path} is not a method");
+        }
+    }
+
+    #[test]
+    fn unlisted_and_malformed_paths_have_no_access() {
+        assert_eq!(access("/ecrm.identity.v1.Tokens/Nope"), None);
+        assert_eq!(access("/ecrm.other.v1.Thing/Do"), None);
+        assert_eq!(access("ecrm.identity.v1.Tokens/IssueToken"), None);
+        assert_eq!(access("/"), None);
+        assert_eq!(access("/grpc.health.v1.Health/Check"), Some(Access::Open));
+        assert_eq!(
+            access("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            Some(Access::Open)
+        );
+    }
+}

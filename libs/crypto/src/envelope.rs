@@ -1,0 +1,173 @@
+//! Authenticated encryption under a service master key: AES-256-GCM with a random nonce per
+//! message, and associated data that binds a ciphertext to what it belongs to.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// First byte of every sealed value, so the format can change without guessing.
+const FORMAT_V1: u8 = 1;
+const KEY_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("a master key is 32 bytes, base64-encoded")]
+    BadKey,
+    #[error("the system random generator failed")]
+    Random,
+    #[error("the sealed value is malformed or was not sealed with this key and context")]
+    Unsealable,
+}
+
+/// A 256-bit key that seals other keys and data at rest. `Debug` prints nothing of it.
+pub struct MasterKey {
+    key: LessSafeKey,
+    rng: SystemRandom,
+}
+
+impl MasterKey {
+    /// A fresh random key, with its base64 form to store.
+    pub fn generate() -> Result<(Self, String), CryptoError> {
+        let mut bytes = [0_u8; KEY_LEN];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| CryptoError::Random)?;
+        let encoded = STANDARD.encode(bytes);
+        Ok((Self::from_bytes(&bytes)?, encoded))
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadKey)?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Encrypts `plaintext`; `context` (e.g. "identity.signing_key:<kid>") must be given again
+    /// to open it, so a ciphertext moved to another row does not decrypt.
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0_u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        let mut in_out = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut in_out,
+            )
+            .map_err(|_| CryptoError::Unsealable)?;
+        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
+        sealed.push(FORMAT_V1);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&in_out);
+        Ok(sealed)
+    }
+
+    /// Decrypts what [`MasterKey::seal`] made with the same `context`.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let Some((&FORMAT_V1, rest)) = sealed.split_first() else {
+            return Err(CryptoError::Unsealable);
+        };
+        if rest.len() < NONCE_LEN {
+            return Err(CryptoError::Unsealable);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unsealable)?;
+        let mut in_out = ciphertext.to_vec();
+        let plaintext = self
+            .key
+            .open_in_place(nonce, Aad::from(context), &mut in_out)
+            .map_err(|_| CryptoError::Unsealable)?;
+        Ok(plaintext.to_vec())
+    }
+}
+
+impl FromStr for MasterKey {
+    type Err = CryptoError;
+
+    /// Parses the base64 form (standard alphabet, padded) of 32 bytes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = STANDARD.decode(s.trim()).map_err(|_| CryptoError::BadKey)?;
+        if bytes.len() != KEY_LEN {
+            return Err(CryptoError::BadKey);
+        }
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(****)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MasterKey {
+        MasterKey::generate().unwrap().0
+    }
+
+    #[test]
+    fn sealed_values_open_with_the_same_key_and_context() {
+        let key = key();
+        let sealed = key
+            .seal(b"identity.signing_key:k1", b"private key bytes")
+            .unwrap();
+        assert_ne!(&sealed[1 + NONCE_LEN..], b"private key bytes");
+        assert_eq!(
+            key.open(b"identity.signing_key:k1", &sealed).unwrap(),
+            b"private key bytes"
+        );
+    }
+
+    #[test]
+    fn another_context_another_key_or_a_flipped_bit_do_not_open() {
+        let key = key();
+        let sealed = key.seal(b"row:1", b"secret").unwrap();
+        assert_eq!(key.open(b"row:2", &sealed), Err(CryptoError::Unsealable));
+        assert_eq!(
+            self::key().open(b"row:1", &sealed),
+            Err(CryptoError::Unsealable)
+        );
+        let mut tampered = sealed.clone();
+        if let Some(last) = tampered.last_mut() {
+            *last ^= 1;
+        }
+        assert_eq!(key.open(b"row:1", &tampered), Err(CryptoError::Unsealable));
+        assert_eq!(key.open(b"row:1", &[]), Err(CryptoError::Unsealable));
+        assert_eq!(
+            key.open(b"row:1", &[FORMAT_V1, 1, 2]),
+            Err(CryptoError::Unsealable)
+        );
+    }
+
+    #[test]
+    fn the_same_plaintext_seals_differently_each_time() {
+        let key = key();
+        assert_ne!(key.seal(b"c", b"x").unwrap(), key.seal(b"c", b"x").unwrap());
+    }
+
+    #[test]
+    fn a_stored_key_parses_back_and_bad_keys_are_refused() {
+        let (key, encoded) = MasterKey::generate().unwrap();
+        let parsed: MasterKey = encoded.parse().unwrap();
+        let sealed = key.seal(b"c", b"x").unwrap();
+        assert_eq!(parsed.open(b"c", &sealed).unwrap(), b"x");
+        assert!(matches!(
+            "short".parse::<MasterKey>(),
+            Err(CryptoError::BadKey)
+        ));
+        assert!(matches!(
+            STANDARD.encode([0_u8; 16]).parse::<MasterKey>(),
+            Err(CryptoError::BadKey)
+        ));
+        assert_eq!(format!("{parsed:?}"), "MasterKey(****)");
+    }
+}

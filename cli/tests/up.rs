@@ -250,6 +250,28 @@ async fn up_starts_from_nothing_serves_every_port_and_ctrl_c_stops_everything() 
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_up_on_the_same_folder_is_refused_and_the_first_keeps_running() {
+    let scratch = scratch();
+    let first = Up::start(scratch.path(), &["--base-port", "0"]);
+    let postmaster = first.postmaster_pid().unwrap();
+
+    let second = ecrm_up(scratch.path(), &["--base-port", "0"])
+        .stderr(std::fs::File::create(scratch.path().join("second.log")).unwrap())
+        .output()
+        .unwrap();
+
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = std::fs::read_to_string(scratch.path().join("second.log")).unwrap();
+    assert!(stderr.contains("another `ecrm up` is running"), "{stderr}");
+    assert_eq!(first.postmaster_pid(), Some(postmaster));
+    for (name, addr) in &first.endpoints {
+        assert_serving(name, *addr).await;
+    }
+    first.stop(Signal::SIGINT);
+    assert!(!process_is_alive(postmaster));
+}
+
 #[derive(QueryableByName, Debug)]
 struct Owned {
     #[diesel(sql_type = Text)]

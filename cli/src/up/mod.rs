@@ -82,6 +82,20 @@ enum UpError {
     Serve(#[from] ServeError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot use {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another `ecrm up` is running with {0}: stop it first, or pass another --data-dir")]
+    AlreadyRunning(PathBuf),
+    #[error("cannot migrate the {service} schema")]
+    Migrate {
+        service: &'static str,
+        #[source]
+        source: ecrm_platform::db::MigrationError,
+    },
 }
 
 /// Runs `ecrm up` to completion.
@@ -125,6 +139,9 @@ pub fn run(args: UpArgs) -> ExitCode {
 
 async fn up(args: UpArgs) -> Result<(), UpError> {
     let ports = ports(args.base_port)?;
+    // Held until we return: a second `ecrm up` on this folder would restart (and so take over)
+    // the first one's PostgreSQL.
+    let _owner = lock_data_dir(&args.data_dir)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(ecrm_platform::shutdown::cancel_on_signal(shutdown.clone()));
 
@@ -137,6 +154,25 @@ async fn up(args: UpArgs) -> Result<(), UpError> {
     stopped?;
     say!("stopped");
     Ok(())
+}
+
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, UpError> {
+    let io = |source| UpError::DataDir {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("up.lock"))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(UpError::AlreadyRunning(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(error)) => Err(io(error)),
+    }
 }
 
 fn ports(base: u16) -> Result<Vec<u16>, UpError> {
@@ -166,7 +202,7 @@ async fn serve_suite(
 ) -> Result<(), UpError> {
     let mut running = Vec::with_capacity(MEMBERS.len());
     let started = start_members(database, host, ports, &shutdown, &mut running).await;
-    if started.is_ok() {
+    if started.is_ok() && !shutdown.is_cancelled() {
         print_endpoints(database, &running);
         shutdown.cancelled().await;
         say!("stopping");
@@ -190,7 +226,22 @@ async fn start_members(
     running: &mut Vec<Running>,
 ) -> Result<(), UpError> {
     for (member, port) in MEMBERS.iter().zip(ports) {
+        if shutdown.is_cancelled() {
+            break;
+        }
         let url = provision_member(database.admin_url(), member).await?;
+        if let Some(def) = member.def {
+            let (url, schema, migrations) = (url.clone(), def.schema, def.migrations);
+            tokio::task::spawn_blocking(move || {
+                ecrm_platform::db::migrate(&url, schema, migrations)
+            })
+            .await
+            .map_err(|e| UpError::Serve(e.into()))?
+            .map_err(|source| UpError::Migrate {
+                service: member.name,
+                source,
+            })?;
+        }
         let db = Db::connect(&url, member.schema, Default::default())
             .await
             .map_err(|source| UpError::Pool {

@@ -1,8 +1,13 @@
 //! The services of the suite, in port order, with the schema each owns.
 
+use ecrm_platform::ServiceDef;
+
 /// One service of the suite as `ecrm up` runs it.
 #[derive(Debug)]
 pub struct Member {
+    /// The service's definition (schema, migrations) once it is built; until then its port
+    /// serves health and reflection only.
+    pub def: Option<&'static ServiceDef>,
     /// Its name, as printed and used in logs.
     pub name: &'static str,
     /// The PostgreSQL schema it owns; its role is `ecrm_<schema>`.
@@ -21,26 +26,31 @@ impl Member {
 /// Every service, in the order of their default ports (50051 to 50055).
 pub const MEMBERS: [Member; 5] = [
     Member {
+        def: None,
         name: "identity",
         schema: "identity",
         port_offset: 0,
     },
     Member {
+        def: None,
         name: "profiles",
         schema: "profiles",
         port_offset: 1,
     },
     Member {
+        def: None,
         name: "consent",
         schema: "consent",
         port_offset: 2,
     },
     Member {
+        def: None,
         name: "segmentation",
         schema: "segmentation",
         port_offset: 3,
     },
     Member {
+        def: None,
         name: "outbound",
         schema: "outbound",
         port_offset: 4,

@@ -242,6 +242,13 @@ impl LocalCluster {
         if output.status.success() {
             return Ok(());
         }
+        // pg_ctl can fail after the server came up (its wait timed out, it was interrupted):
+        // never leave that server behind.
+        if self.is_running().unwrap_or(false)
+            && let Err(error) = self.stop_locked()
+        {
+            tracing::error!(%error, "cannot stop the server of a failed start");
+        }
         Err(Error::StartFailed {
             port,
             status: output.status.to_string(),

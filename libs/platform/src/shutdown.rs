@@ -29,10 +29,14 @@ pub async fn signal() {
     }
 }
 
-/// Cancels `token` on the first SIGTERM or SIGINT.
+/// Cancels `token` on the first SIGTERM or SIGINT; a second one, while the graceful shutdown
+/// is still draining, exits the process at once (code 130) for an operator who will not wait.
 pub async fn cancel_on_signal(token: CancellationToken) {
     tokio::select! {
         () = signal() => token.cancel(),
-        () = token.cancelled() => {}
+        () = token.cancelled() => return,
     }
+    signal().await;
+    tracing::warn!("second signal: exiting without waiting for the shutdown to finish");
+    std::process::exit(130);
 }

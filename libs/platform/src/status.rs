@@ -18,10 +18,16 @@ pub fn invalid_argument(field: &str, description: impl Into<String>) -> Status {
 }
 
 /// INTERNAL with an opaque reference. The error is logged with the same reference; callers see
-/// only the reference, never the error's text.
+/// only the reference, never the error's text. The error's text must hold no personal data:
+/// database errors go through [`internal_summary`] with [`DbError::log_summary`].
 pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    internal_summary(&ErrorChain(error).to_string())
+}
+
+/// INTERNAL with an opaque reference, logging `summary` with it.
+pub fn internal_summary(summary: &str) -> Status {
     let reference = uuid::Uuid::now_v7();
-    tracing::error!(error.reference = %reference, error = %ErrorChain(error), "internal error");
+    tracing::error!(error.reference = %reference, error = summary, "internal error");
     Status::internal(format!("internal error (reference {reference})"))
 }
 
@@ -55,11 +61,11 @@ impl From<DbError> for Status {
                 Status::failed_precondition("the change conflicts with stored data")
             }
             DbError::SerializationFailure => Status::aborted("concurrent update, retry the call"),
-            DbError::Unavailable(_) | DbError::Connect(_) => {
+            DbError::Unavailable(_) | DbError::Connect(_) | DbError::ConnectionLost => {
                 tracing::warn!(error = %ErrorChain(&error), "database unavailable");
                 Status::unavailable("database unavailable, retry later")
             }
-            DbError::Query(_) | DbError::Panicked => internal(&error),
+            DbError::Query(_) | DbError::Panicked => internal_summary(&error.log_summary()),
         }
     }
 }

@@ -255,10 +255,39 @@ async fn database_errors_reach_callers_without_database_text() {
         .await
         .unwrap_err();
     assert!(matches!(cast, DbError::Query(_)));
-    let status = tonic::Status::from(cast);
+    let (status, logs) = capture_logs(|| tonic::Status::from(cast));
     assert_eq!(status.code(), Code::Internal);
     assert!(!format!("{status:?}").contains(email), "{status:?}");
     assert!(!status.message().contains("uuid"), "{}", status.message());
+    // The log line carries the reference and the kind of failure, not PostgreSQL's text.
+    assert!(logs.contains("internal error"), "{logs}");
+    assert!(!logs.contains(email), "{logs}");
+}
+
+/// Runs `f` with a subscriber that records every log line on this thread.
+fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Writer(writer.clone()))
+        .with_ansi(false)
+        .finish();
+    let value = tracing::subscriber::with_default(subscriber, f);
+    let logs = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    (value, logs)
+}
+
+struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[tokio::test]

@@ -137,7 +137,7 @@ fn ecrm_reflection_v1(request: RequestV1) -> tonic_reflection::pb::v1::ServerRef
 #[tokio::test]
 async fn shutdown_reports_not_serving_during_the_grace_period_then_stops() {
     let options = ShutdownConfig {
-        grace: Duration::from_millis(800),
+        grace: Duration::from_secs(2),
         drain_timeout: Duration::from_secs(5),
     };
     let started = start(quick_export(), options).await;

@@ -10,7 +10,9 @@ use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
-use ecrm_platform::db::{MigrationSet, PoolOptions, migrate, provision, quote_identifier};
+use ecrm_platform::db::{
+    MigrationSet, PoolOptions, migrate, provision, quote_identifier, set_role_password,
+};
 use ecrm_platform::{DatabaseUrl, Db, ServiceDef};
 
 use crate::error::Error;
@@ -29,6 +31,11 @@ const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Templates this process already made sure of, by name.
 static KNOWN_TEMPLATES: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Roles whose password this process already set to [`TEST_ROLE_PASSWORD`]. Roles are
+/// cluster-wide: something else (an `ecrm up` on the same server) may have changed it since the
+/// template was built, so each process sets it once before its first clone.
+static KNOWN_ROLES: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 /// One test's own database, dropped (connections and all) when the value is dropped.
 #[derive(Debug)]
@@ -201,9 +208,25 @@ fn ensure_template(server: &PgServer, services: &[&'static ServiceDef]) -> Resul
     if known.get_or_insert_default().contains(&name) {
         return Ok(name);
     }
-    with_server_lock(|conn| build_template_if_missing(server, conn, &name, services))??;
+    with_server_lock(|conn| {
+        build_template_if_missing(server, conn, &name, services)?;
+        reset_role_passwords(conn, services)
+    })??;
     known.get_or_insert_default().insert(name.clone());
     Ok(name)
+}
+
+fn reset_role_passwords(conn: &mut PgConnection, services: &[&'static ServiceDef]) -> Result<(), Error> {
+    let mut known = KNOWN_ROLES.lock().unwrap_or_else(PoisonError::into_inner);
+    let known = known.get_or_insert_default();
+    for def in services {
+        let role = def.role();
+        if !known.contains(&role) {
+            set_role_password(conn, &role, TEST_ROLE_PASSWORD)?;
+            known.insert(role);
+        }
+    }
+    Ok(())
 }
 
 #[derive(QueryableByName)]

@@ -10,6 +10,11 @@ pub enum Error {
     /// An earlier test of this process already failed to find a server; this is its reason.
     #[error("no postgresql for tests: {reason}")]
     Unavailable { reason: String },
+    #[error("refusing to use {path} for the test cluster: {reason}")]
+    UnsafeFolder {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("cannot connect to the test postgresql")]
     Connect(#[source] diesel::ConnectionError),
     #[error("test database statement failed: {context}")]

@@ -12,7 +12,9 @@ use crate::error::Error;
 const URL_VAR: &str = "ECRM_TEST_DATABASE_URL";
 
 /// The server most development machines and CI already run.
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The server most development machines and CI already run; a listener that never answers
+/// must not hang every test, hence the timeout.
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?connect_timeout=3";
 
 /// The PostgreSQL server of this test process: its superuser URL to the maintenance database.
 #[derive(Debug)]
@@ -73,7 +75,9 @@ impl PgServer {
     /// the next run starts at once.
     fn private_cluster() -> Result<Self, Error> {
         let uid = nix::unistd::getuid();
-        Self::private_cluster_in(&std::env::temp_dir().join(format!("ecrm-testkit-pg-{uid}")))
+        let root = std::env::temp_dir().join(format!("ecrm-testkit-pg-{uid}"));
+        ensure_private_folder(&root)?;
+        Self::private_cluster_in(&root)
     }
 
     /// A private cluster with throwaway settings in `root`, started unless already running.
@@ -92,5 +96,36 @@ impl PgServer {
             admin_url,
             cluster: Some(cluster),
         })
+    }
+}
+
+/// Creates `root` (mode 0700) or checks that the existing one is ours and writable by us alone:
+/// the temporary folder is shared, and another user could have made this path first.
+fn ensure_private_folder(root: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(Error::UnsafeFolder { path: root.to_owned(), reason: error.to_string() }),
+    }
+    let metadata = std::fs::symlink_metadata(root).map_err(|error| Error::UnsafeFolder {
+        path: root.to_owned(),
+        reason: error.to_string(),
+    })?;
+    let reason = if !metadata.is_dir() {
+        Some("not a folder")
+    } else if metadata.uid() != nix::unistd::getuid().as_raw() {
+        Some("owned by another user")
+    } else if metadata.mode() & 0o022 != 0 {
+        Some("writable by other users")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::UnsafeFolder {
+            path: root.to_owned(),
+            reason: reason.to_owned(),
+        }),
+        None => Ok(()),
     }
 }

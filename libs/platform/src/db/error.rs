@@ -22,6 +22,9 @@ pub enum DbError {
     SerializationFailure,
     #[error("no database connection available")]
     Unavailable(#[source] diesel::r2d2::PoolError),
+    /// The server closed the connection (restart, failover); the pool replaces it.
+    #[error("database connection lost")]
+    ConnectionLost,
     #[error("cannot connect to the database")]
     Connect(#[source] diesel::ConnectionError),
     #[error("database query failed")]
@@ -33,7 +36,25 @@ pub enum DbError {
 impl DbError {
     /// True when the same unit of work may succeed if run again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::SerializationFailure | Self::Unavailable(_))
+        matches!(
+            self,
+            Self::SerializationFailure | Self::Unavailable(_) | Self::ConnectionLost
+        )
+    }
+
+    /// A description safe for logs: the kind of failure and the schema objects it names, never
+    /// PostgreSQL's message or detail, which quote the offending values (personal data).
+    pub fn log_summary(&self) -> String {
+        match self {
+            Self::Query(DieselError::DatabaseError(kind, info)) => format!(
+                "database error {kind:?} (table {}, column {}, constraint {})",
+                info.table_name().unwrap_or("-"),
+                info.column_name().unwrap_or("-"),
+                info.constraint_name().unwrap_or("-"),
+            ),
+            Self::Query(other) => format!("diesel error: {}", diesel_error_kind(other)),
+            other => other.to_string(),
+        }
     }
 
     /// The constraint a violation names, for mapping to a domain error.
@@ -60,6 +81,7 @@ impl From<DieselError> for DbError {
                     }
                     DatabaseErrorKind::CheckViolation => Self::CheckViolation { constraint },
                     DatabaseErrorKind::SerializationFailure => Self::SerializationFailure,
+                    DatabaseErrorKind::ClosedConnection => Self::ConnectionLost,
                     _ => Self::Query(error),
                 }
             }
@@ -77,5 +99,23 @@ impl From<diesel::r2d2::PoolError> for DbError {
 impl From<diesel::ConnectionError> for DbError {
     fn from(error: diesel::ConnectionError) -> Self {
         Self::Connect(error)
+    }
+}
+
+/// The variant of a diesel error, without its text.
+fn diesel_error_kind(error: &DieselError) -> &'static str {
+    match error {
+        DieselError::NotFound => "not found",
+        DieselError::InvalidCString(_) => "invalid c string",
+        DieselError::DatabaseError(..) => "database error",
+        DieselError::QueryBuilderError(_) => "query builder",
+        DieselError::DeserializationError(_) => "deserialization",
+        DieselError::SerializationError(_) => "serialization",
+        DieselError::RollbackErrorOnCommit { .. } => "rollback after failed commit",
+        DieselError::RollbackTransaction => "rollback",
+        DieselError::AlreadyInTransaction => "already in transaction",
+        DieselError::NotInTransaction => "not in transaction",
+        DieselError::BrokenTransactionManager => "broken transaction manager",
+        _ => "other",
     }
 }

@@ -4,6 +4,7 @@
 mod error;
 mod migrate;
 mod provision;
+mod scram;
 mod url;
 
 use std::time::Duration;
@@ -15,8 +16,11 @@ use tracing::Instrument;
 
 pub use self::error::DbError;
 pub use self::migrate::{MigrationError, MigrationSet, lock_key, migrate};
-pub use self::provision::{ProvisionError, provision, quote_identifier, valid_identifier};
-pub use self::url::{DatabaseUrl, DatabaseUrlError};
+pub use self::provision::{
+    ProvisionError, provision, quote_identifier, set_role_password, valid_identifier,
+};
+pub use self::scram::ScramError;
+pub use self::url::{DatabaseUrl, DatabaseUrlError, DatabaseUrlParser};
 
 /// Blocking threads tokio may start; the pool must leave room for other blocking work.
 pub const BLOCKING_THREAD_BUDGET: u32 = 512;

@@ -12,6 +12,14 @@ pub enum ProvisionError {
     BadIdentifier { what: &'static str, name: String },
     #[error("the service database url names no user to create")]
     NoUser,
+    #[error("cannot store the role's password")]
+    Password(#[from] super::scram::ScramError),
+    #[error("cannot set the password of role {role}")]
+    RolePassword {
+        role: String,
+        #[source]
+        source: DbError,
+    },
     #[error("cannot provision schema {schema}")]
     Db {
         schema: String,
@@ -70,17 +78,9 @@ pub fn provision(
     let quoted_role = quote_identifier(role);
     let quoted_schema = quote_identifier(schema);
     let quoted_db = quote_identifier(service_url.database());
-    let password = service_url
-        .password()
-        .map(|p| {
-            let p = percent_decode(p);
-            format!(
-                "ALTER ROLE {quoted_role} WITH LOGIN PASSWORD {};",
-                quote_literal(&p)
-            )
-        })
-        .unwrap_or_default();
-    let lock_key = super::migrate::lock_key("provision", schema);
+    // One lock for the whole database: every service's provisioning updates the same
+    // pg_database row (GRANT CONNECT), and concurrent updates of a catalog row fail.
+    let lock_key = super::migrate::lock_key("provision", "database");
     let sql = format!(
         r#"
         BEGIN;
@@ -89,14 +89,43 @@ pub fn provision(
             CREATE ROLE {quoted_role} LOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END $$;
-        {password}
         GRANT CONNECT ON DATABASE {quoted_db} TO {quoted_role};
+        -- Roles meet only in their own schemas (PostgreSQL 14 and older let anyone create in public).
+        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
         CREATE SCHEMA IF NOT EXISTS {quoted_schema} AUTHORIZATION {quoted_role};
         COMMIT;
         "#
     );
     conn.batch_execute(&sql).map_err(|e| db_error(e.into()))?;
+    if let Some(password) = service_url.password() {
+        set_role_password(&mut conn, role, &percent_decode(password))?;
+    }
     Ok(())
+}
+
+/// Sets `role`'s password as a SCRAM-SHA-256 verifier computed here, so the password itself is
+/// never in SQL text (which the server logs when a statement fails).
+pub fn set_role_password(
+    conn: &mut PgConnection,
+    role: &str,
+    password: &str,
+) -> Result<(), ProvisionError> {
+    if !valid_identifier(role) {
+        return Err(ProvisionError::BadIdentifier {
+            what: "role",
+            name: role.to_owned(),
+        });
+    }
+    let verifier = super::scram::verifier(password)?;
+    conn.batch_execute(&format!(
+        "ALTER ROLE {} WITH LOGIN PASSWORD {}",
+        quote_identifier(role),
+        quote_literal(&verifier)
+    ))
+    .map_err(|e| ProvisionError::RolePassword {
+        role: role.to_owned(),
+        source: e.into(),
+    })
 }
 
 /// The password as the server should store it: URLs carry it percent-encoded.

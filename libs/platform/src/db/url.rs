@@ -113,6 +113,22 @@ impl DatabaseUrl {
         if url.password().is_some() {
             let _ = url.set_password(Some("****"));
         }
+        // libpq also takes the password as a query parameter.
+        if url.query_pairs().any(|(k, _)| k == "password") {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" { "****".into() } else { v };
+                    (k.into_owned(), v.into_owned())
+                })
+                .collect();
+            let query = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            url.set_query(Some(&query));
+        }
         url.to_string()
     }
 }
@@ -134,6 +150,41 @@ impl FromStr for DatabaseUrl {
             return Err(DatabaseUrlError::NoDatabase);
         }
         Ok(Self(url))
+    }
+}
+
+/// Parses `--database-url` style flags without ever echoing the value: clap's own errors
+/// quote it, and a database URL may hold a password.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let name = arg.map_or_else(|| "the database url".to_owned(), ToString::to_string);
+        let refuse = |reason: &dyn fmt::Display| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {name}: {reason} (the value is not shown: it may hold a password)\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse(&"not UTF-8"))?;
+        text.parse().map_err(|error: DatabaseUrlError| refuse(&error))
+    }
+}
+
+impl clap::builder::ValueParserFactory for DatabaseUrl {
+    type Parser = DatabaseUrlParser;
+
+    fn value_parser() -> Self::Parser {
+        DatabaseUrlParser
     }
 }
 
@@ -159,6 +210,32 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
         assert!(!url.to_string().contains("s3cret"));
         assert!(url.expose().contains("s3cret"));
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_masked_too() {
+        let url: DatabaseUrl = "postgres://svc@db/ecrm?sslmode=require&password=s3cret"
+            .parse()
+            .unwrap();
+        assert!(!url.to_string().contains("s3cret"), "{url}");
+        assert!(url.to_string().contains("sslmode=require"), "{url}");
+        assert!(url.expose().contains("s3cret"));
+    }
+
+    #[test]
+    fn a_bad_url_flag_is_refused_without_echoing_it() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[arg(long)]
+            database_url: DatabaseUrl,
+        }
+        let error = Cli::try_parse_from(["svc", "--database-url", "postgres://svc:s3cret@db:5432"])
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(error.contains("--database-url"), "{error}");
+        assert!(error.contains("no database"), "{error}");
     }
 
     #[test]

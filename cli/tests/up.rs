@@ -1,5 +1,5 @@
 //! `ecrm up` as its user runs it: the real binary, a real PostgreSQL, real gRPC clients.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a test fails by panicking, helpers included"
 )]

@@ -1,6 +1,6 @@
 //! The service database against a real PostgreSQL: provisioning, migrations under the advisory
 //! lock, the schema-pinned pool, units of work, and errors that never leak database text.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a test fails by panicking, helpers included"
 )]

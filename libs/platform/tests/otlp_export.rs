@@ -1,9 +1,5 @@
 //! With an OTLP endpoint configured, spans reach a collector over OTLP/gRPC, named after the
 //! service. Its own test binary: it installs the process-wide subscriber.
-#![allow(
-    clippy::unwrap_used,
-    reason = "a test fails by panicking, helpers included"
-)]
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `serve`, the one entry point of every service binary, from configuration to a clean exit on
 //! SIGTERM. Its own test binary: it installs the process-wide subscriber and signal handlers.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a test fails by panicking, helpers included"
 )]

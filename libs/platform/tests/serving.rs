@@ -1,6 +1,6 @@
 //! Serving: health and reflection on every server, and the graceful shutdown (NOT_SERVING,
 //! then draining in-flight calls, then closing).
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a test fails by panicking, helpers included"
 )]

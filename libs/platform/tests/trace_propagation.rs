@@ -1,9 +1,5 @@
 //! W3C trace context crosses a gRPC call: the server's request span joins the caller's trace.
 //! Its own test binary, because it installs the process-wide tracing subscriber.
-#![allow(
-    clippy::unwrap_used,
-    reason = "a test fails by panicking, helpers included"
-)]
 
 use ecrm_platform::config::TelemetryConfig;
 use ecrm_platform::propagation::inject_trace_context;

@@ -216,7 +216,10 @@ fn ensure_template(server: &PgServer, services: &[&'static ServiceDef]) -> Resul
     Ok(name)
 }
 
-fn reset_role_passwords(conn: &mut PgConnection, services: &[&'static ServiceDef]) -> Result<(), Error> {
+fn reset_role_passwords(
+    conn: &mut PgConnection,
+    services: &[&'static ServiceDef],
+) -> Result<(), Error> {
     let mut known = KNOWN_ROLES.lock().unwrap_or_else(PoisonError::into_inner);
     let known = known.get_or_insert_default();
     for def in services {

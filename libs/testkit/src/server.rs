@@ -106,7 +106,12 @@ fn ensure_private_folder(root: &std::path::Path) -> Result<(), Error> {
     match std::fs::DirBuilder::new().mode(0o700).create(root) {
         Ok(()) => return Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(error) => return Err(Error::UnsafeFolder { path: root.to_owned(), reason: error.to_string() }),
+        Err(error) => {
+            return Err(Error::UnsafeFolder {
+                path: root.to_owned(),
+                reason: error.to_string(),
+            });
+        }
     }
     let metadata = std::fs::symlink_metadata(root).map_err(|error| Error::UnsafeFolder {
         path: root.to_owned(),

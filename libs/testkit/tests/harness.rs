@@ -1,6 +1,6 @@
 //! The harness itself: separate databases per test, templates, the migration revert check and
 //! in-process servers.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a test fails by panicking, helpers included"
 )]

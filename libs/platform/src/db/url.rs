@@ -176,7 +176,8 @@ impl clap::builder::TypedValueParser for DatabaseUrlParser {
             .with_cmd(cmd)
         };
         let text = value.to_str().ok_or_else(|| refuse(&"not UTF-8"))?;
-        text.parse().map_err(|error: DatabaseUrlError| refuse(&error))
+        text.parse()
+            .map_err(|error: DatabaseUrlError| refuse(&error))
     }
 }
 

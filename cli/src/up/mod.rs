@@ -280,7 +280,7 @@ async fn start_members(
 /// The gRPC services of `member`. Until a service is built, its port serves health and
 /// reflection only, so clients and deployment checks can already be wired to it.
 fn member_routes(_member: &Member) -> ServiceRoutes {
-    ServiceRoutes::new()
+    ServiceRoutes::unauthenticated()
 }
 
 fn print_endpoints(database: &SuiteDatabase, running: &[Running]) {

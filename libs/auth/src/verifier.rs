@@ -139,8 +139,10 @@ struct Inner {
     refresh_interval: Duration,
     trust: ArcSwap<Trust>,
     source: Box<dyn TrustSource>,
-    /// When the last fetch finished; also serialises fetches.
-    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Serialises fetches.
+    fetching: tokio::sync::Mutex<()>,
+    /// When an unknown `kid` last caused a fetch: the only fetches rate-limited.
+    last_on_demand: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// Verifies bearer tokens; cheap to clone (one shared state).
@@ -172,7 +174,8 @@ impl Verifier {
             refresh_interval: config.refresh_interval,
             trust: ArcSwap::from_pointee(Trust::default()),
             source: Box::new(source),
-            last_refresh: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+            last_on_demand: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -209,14 +212,9 @@ impl Verifier {
 
     /// Fetches the keys and revocations now.
     pub async fn refresh(&self) -> Result<(), SourceError> {
-        let mut last = self.0.last_refresh.lock().await;
-        self.refresh_locked(&mut last).await
-    }
-
-    async fn refresh_locked(&self, last: &mut Option<Instant>) -> Result<(), SourceError> {
+        let _fetching = self.0.fetching.lock().await;
         let snapshot = self.0.source.fetch().await?;
         self.0.trust.store(Arc::new(Trust::from(snapshot)));
-        *last = Some(Instant::now());
         Ok(())
     }
 
@@ -275,9 +273,12 @@ impl Verifier {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         match self.verify(token) {
             Err(AuthError::UnknownKey) => {
-                let mut last = self.0.last_refresh.lock().await;
-                let recent = last.is_some_and(|at| at.elapsed() < MIN_REFRESH_GAP);
-                if !recent && let Err(error) = self.refresh_locked(&mut last).await {
+                let mut last = self.0.last_on_demand.lock().await;
+                if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_GAP) {
+                    return Err(AuthError::UnknownKey);
+                }
+                *last = Some(Instant::now());
+                if let Err(error) = self.refresh().await {
                     tracing::warn!(error = %ecrm_error_chain(&error), "cannot refresh signing keys");
                 }
                 drop(last);

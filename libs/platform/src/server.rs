@@ -14,18 +14,33 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use ecrm_auth::{AuthLayer, Verifier};
+
 use crate::config::ShutdownConfig;
 use crate::propagation::server_span;
 
-/// The gRPC services one server exposes, with their names for health and reflection.
+/// The gRPC services one server exposes, with their names for health and reflection, and the
+/// verifier that authenticates every call to them.
 #[derive(Debug, Default)]
 pub struct ServiceRoutes {
     builder: RoutesBuilder,
     names: Vec<&'static str>,
+    auth: Option<Verifier>,
 }
 
 impl ServiceRoutes {
-    pub fn new() -> Self {
+    /// Routes whose every call is authenticated and authorized by `verifier` against the
+    /// suite's method table ([`ecrm_auth::methods`]): the way every service serves.
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            auth: Some(verifier),
+            ..Self::default()
+        }
+    }
+
+    /// Routes served to anyone, with no token checked: for servers that expose only health and
+    /// reflection, and for tests of the serving machinery itself.
+    pub fn unauthenticated() -> Self {
         Self::default()
     }
 
@@ -96,6 +111,7 @@ impl RunningServer {
         let reflection_v1 = reflection_builder(&served).build_v1()?;
         let reflection_v1alpha = reflection_builder(&served).build_v1alpha()?;
 
+        let auth = routes.auth.map(AuthLayer::new);
         let mut builder = routes.builder;
         builder
             .add_service(health_service)
@@ -106,6 +122,7 @@ impl RunningServer {
         let task = tokio::spawn(serve_until_shutdown(
             listener,
             routes,
+            auth,
             health.clone(),
             served,
             options,
@@ -157,6 +174,7 @@ fn reflection_builder(served: &[&'static str]) -> tonic_reflection::server::Buil
 async fn serve_until_shutdown(
     listener: TcpListener,
     routes: Routes,
+    auth: Option<AuthLayer>,
     health: HealthReporter,
     served: Vec<&'static str>,
     options: ShutdownConfig,
@@ -167,6 +185,7 @@ async fn serve_until_shutdown(
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(server_span)
+        .layer(tower::util::option_layer(auth))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;

@@ -50,7 +50,7 @@ impl TraceService for Collector {
 async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (tx, mut received) = mpsc::unbounded_channel();
     let collector = ecrm_testkit::start_server(
-        ServiceRoutes::new().with(TraceServiceServer::new(Collector(tx))),
+        ServiceRoutes::unauthenticated().with(TraceServiceServer::new(Collector(tx))),
     )
     .await
     .unwrap();

@@ -88,7 +88,7 @@ async fn serve_provisions_migrates_serves_and_exits_cleanly_on_sigterm() {
             ecrm_platform::serve(&FIXTURE, flags.platform, |context| async move {
                 assert_eq!(context.db.schema(), "fixture");
                 Ok::<_, NoError>(
-                    ServiceRoutes::new().with(PersonalDataServer::new(SlowExport {
+                    ServiceRoutes::unauthenticated().with(PersonalDataServer::new(SlowExport {
                         records: 0,
                         delay: Duration::ZERO,
                     })),

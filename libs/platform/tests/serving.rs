@@ -10,11 +10,13 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use ecrm_auth::{Scope, Scopes};
 use ecrm_platform::config::ShutdownConfig;
 use ecrm_platform::{RunningServer, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_proto::ecrm::privacy::v1::{DescribeRequest, ExportRequest};
+use ecrm_testkit::{TestAuth, TokenSpec};
 use support::SlowExport;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
@@ -39,7 +41,7 @@ struct Started {
 
 async fn start(export: SlowExport, options: ShutdownConfig) -> Started {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let routes = ServiceRoutes::new().with(PersonalDataServer::new(export));
+    let routes = ServiceRoutes::unauthenticated().with(PersonalDataServer::new(export));
     let server = RunningServer::start(listener, routes, options, CancellationToken::new())
         .await
         .unwrap();
@@ -211,4 +213,55 @@ async fn calls_in_flight_at_shutdown_run_to_completion() {
         .describe(DescribeRequest {})
         .await;
     assert!(after.is_err());
+}
+
+#[tokio::test]
+async fn authenticated_routes_check_the_token_and_scope_of_every_call_but_health() {
+    let auth = TestAuth::new();
+    let routes = ServiceRoutes::new(auth.verifier("fixture").await)
+        .with(PersonalDataServer::new(quick_export()));
+    let server = ecrm_testkit::start_server(routes).await.unwrap();
+    let describe = |token: Option<String>| {
+        let channel = server.channel();
+        async move {
+            let mut request = tonic::Request::new(DescribeRequest {});
+            if let Some(token) = token {
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            }
+            PersonalDataClient::new(channel).describe(request).await
+        }
+    };
+
+    assert_eq!(
+        health_of(&server.channel(), "").await.unwrap(),
+        ServingStatus::Serving
+    );
+    let refused = describe(None).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    let without_scope = TokenSpec::internal("fixture", Scopes::empty().with(Scope::ProfilesRead));
+    let refused = describe(Some(auth.token(&without_scope)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("privacy.execute"),
+        "{}",
+        refused.message()
+    );
+
+    let other_service = TokenSpec::internal("profiles", Scopes::all());
+    let refused = describe(Some(auth.token(&other_service)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    let allowed = TokenSpec::internal("fixture", Scopes::empty().with(Scope::PrivacyExecute));
+    let described = describe(Some(auth.token(&allowed)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.service, "fixture");
 }

@@ -17,7 +17,7 @@ async fn the_server_span_joins_the_callers_trace() {
     let telemetry =
         Telemetry::init_with_exporter(&TelemetryConfig::default(), "ecrm-test", exporter.clone())
             .unwrap();
-    let server = ecrm_testkit::start_server(ServiceRoutes::new())
+    let server = ecrm_testkit::start_server(ServiceRoutes::unauthenticated())
         .await
         .unwrap();
 

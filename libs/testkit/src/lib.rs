@@ -7,12 +7,14 @@
 //! machine's PostgreSQL binaries in the temporary folder, shared by every test process and left
 //! running for the next run.
 
+mod auth;
 mod database;
 mod error;
 mod server;
 mod service;
 mod snapshot;
 
+pub use auth::{TEST_ISSUER, TestAuth, TokenSpec};
 pub use database::{TEST_ROLE_PASSWORD, TestDatabase, with_server_lock};
 pub use error::Error;
 pub use server::PgServer;

@@ -142,7 +142,7 @@ async fn a_clean_down_sql_passes_the_revert_check() {
 
 #[tokio::test]
 async fn an_in_process_server_answers_health_on_an_ephemeral_port() {
-    let server = start_server(ecrm_platform::ServiceRoutes::new())
+    let server = start_server(ecrm_platform::ServiceRoutes::unauthenticated())
         .await
         .unwrap();
     assert!(server.addr().ip().is_loopback());

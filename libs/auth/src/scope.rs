@@ -119,6 +119,10 @@ impl Scopes {
         Scopes(self.0 & other.0)
     }
 
+    pub const fn union(self, other: Scopes) -> Scopes {
+        Scopes(self.0 | other.0)
+    }
+
     pub const fn without(self, other: Scopes) -> Scopes {
         Scopes(self.0 & !other.0)
     }

@@ -111,6 +111,55 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// Parses a flag whose value is secret (a key, a password) without ever echoing it: clap's own
+/// errors quote the value they refuse.
+#[derive(Debug)]
+pub struct SecretParser<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> SecretParser<T> {
+    pub fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T> Default for SecretParser<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for SecretParser<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T> clap::builder::TypedValueParser for SecretParser<T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let name = arg.map_or_else(|| "a secret".to_owned(), ToString::to_string);
+        let refuse = |reason: &dyn std::fmt::Display| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {name}: {reason} (the value is not shown)\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse(&"not UTF-8"))?;
+        text.parse().map_err(|error: T::Err| refuse(&error))
+    }
+}
+
 /// A configuration value that cannot work, named by its flag and environment variable.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {flag} ({env}): {reason}")]

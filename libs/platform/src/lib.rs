@@ -9,6 +9,7 @@ pub mod service;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod time;
 
 pub use config::PlatformConfig;
 pub use db::{DatabaseUrl, Db, DbError};

@@ -1,0 +1,6 @@
+DROP TABLE revoked_tokens;
+DROP TABLE login_failures;
+DROP TABLE operators;
+DROP TABLE service_account_secrets;
+DROP TABLE service_accounts;
+DROP TABLE signing_keys;

@@ -1,0 +1,5 @@
+//! Service accounts of internal services and partners.
+
+pub mod domain;
+pub mod grpc;
+pub mod store;

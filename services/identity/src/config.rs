@@ -1,0 +1,96 @@
+//! The identity service's own settings, next to the platform's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecrm_auth::VerifierConfig;
+use ecrm_crypto::{MasterKey, Secret};
+use ecrm_platform::config::{ConfigError, SecretParser};
+
+/// Longest token lifetime accepted: a stolen token is useful for at most this long.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityConfig {
+    /// Key that seals the signing keys at rest: 32 bytes, base64. Keep it in a secret store;
+    /// losing it makes every signing key unreadable (rotate to make new ones).
+    #[arg(long = "master-key", env = "ECRM_IDENTITY_MASTER_KEY", value_parser = SecretParser::<MasterKeyArg>::new())]
+    pub master_key: MasterKeyArg,
+    /// The `iss` of every token, checked by every service.
+    #[arg(
+        long = "token-issuer",
+        env = "ECRM_TOKEN_ISSUER",
+        default_value = "ecrm-identity"
+    )]
+    pub issuer: String,
+    /// How long issued tokens live.
+    #[arg(long = "token-lifetime", env = "ECRM_TOKEN_LIFETIME", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub token_lifetime: Duration,
+    /// How often this service's own verifier reloads keys and revocations: the bound within
+    /// which a revocation or a disabled principal takes effect here.
+    #[arg(long = "auth-refresh-interval", env = "ECRM_AUTH_REFRESH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_refresh_interval: Duration,
+    /// Password of the `admin` operator created on first start when there is no operator yet.
+    /// Unset: no operator is created (`ecrm up` makes one and prints it).
+    #[arg(long = "bootstrap-admin-password", env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", value_parser = SecretParser::<Secret<String>>::new())]
+    pub bootstrap_admin_password: Option<Secret<String>>,
+}
+
+/// A parsed master key, shareable (clap values must be `Clone`).
+#[derive(Debug, Clone)]
+pub struct MasterKeyArg(pub Arc<MasterKey>);
+
+impl std::str::FromStr for MasterKeyArg {
+    type Err = ecrm_crypto::CryptoError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(Arc::new(s.parse()?)))
+    }
+}
+
+impl IdentityConfig {
+    pub fn new(master_key: Arc<MasterKey>) -> Self {
+        Self {
+            master_key: MasterKeyArg(master_key),
+            issuer: "ecrm-identity".to_owned(),
+            token_lifetime: Duration::from_secs(15 * 60),
+            auth_refresh_interval: VerifierConfig::DEFAULT_REFRESH_INTERVAL,
+            bootstrap_admin_password: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.issuer.trim().is_empty() {
+            return Err(ConfigError {
+                flag: "--token-issuer",
+                env: "ECRM_TOKEN_ISSUER",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        if self.token_lifetime < Duration::from_secs(1) || self.token_lifetime > MAX_TOKEN_LIFETIME
+        {
+            return Err(ConfigError {
+                flag: "--token-lifetime",
+                env: "ECRM_TOKEN_LIFETIME",
+                reason: "must be between 1s and 24h".to_owned(),
+            });
+        }
+        if self.auth_refresh_interval.is_zero() {
+            return Err(ConfigError {
+                flag: "--auth-refresh-interval",
+                env: "ECRM_AUTH_REFRESH_INTERVAL",
+                reason: "must be more than zero".to_owned(),
+            });
+        }
+        if let Some(password) = &self.bootstrap_admin_password
+            && let Err(reason) = crate::credentials::check_password(password.expose())
+        {
+            return Err(ConfigError {
+                flag: "--bootstrap-admin-password",
+                env: "ECRM_BOOTSTRAP_ADMIN_PASSWORD",
+                reason,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! The identity service: service accounts (internal services and partners), operators, the
+//! EdDSA tokens they obtain, and the signing keys every service verifies those tokens with.
+
+mod accounts;
+mod config;
+mod credentials;
+mod error;
+mod keys;
+mod operators;
+mod paging;
+mod schema;
+mod tokens;
+mod trust;
+
+use std::sync::Arc;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use ecrm_auth::{TokenSigner, Verifier, VerifierConfig};
+use ecrm_crypto::Secret;
+use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
+use ecrm_proto::ecrm::identity::v1::operators_server::OperatorsServer;
+use ecrm_proto::ecrm::identity::v1::service_accounts_server::ServiceAccountsServer;
+use ecrm_proto::ecrm::identity::v1::signing_keys_server::SigningKeysServer;
+use ecrm_proto::ecrm::identity::v1::tokens_server::TokensServer;
+
+pub use crate::config::{IdentityConfig, MasterKeyArg};
+pub use crate::error::IdentityError;
+pub use crate::operators::domain::BOOTSTRAP_ADMIN;
+pub use crate::tokens::domain::{AUDIENCES, FREE_ATTEMPTS};
+
+pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
+
+pub static SERVICE: ServiceDef = ServiceDef {
+    name: "identity",
+    schema: "identity",
+    default_port: 50051,
+    migrations: &MIGRATIONS,
+};
+
+/// The service, built: its domain objects and its own verifier.
+pub struct Identity {
+    keys: Arc<keys::domain::Keys>,
+    tokens: Arc<tokens::domain::Tokens>,
+    accounts: Arc<accounts::domain::Accounts>,
+    operators: Arc<operators::domain::Operators>,
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Builds the service on `context`'s database: makes sure an active and a next signing key
+    /// exist, and starts the verifier that checks every call to it.
+    pub async fn new(
+        context: ServiceContext,
+        config: IdentityConfig,
+    ) -> Result<Self, IdentityError> {
+        let hasher = Arc::new(tokio::task::spawn_blocking(credentials::Hasher::new).await??);
+        let db = context.db.clone();
+        let keys = Arc::new(keys::domain::Keys::new(
+            db.clone(),
+            config.master_key.0.clone(),
+            config.token_lifetime,
+        ));
+        keys.ensure().await?;
+        let tokens = Arc::new(tokens::domain::Tokens::new(
+            db.clone(),
+            keys.clone(),
+            hasher.clone(),
+            config.issuer.clone(),
+            config.token_lifetime,
+        ));
+        let verifier_config = VerifierConfig {
+            refresh_interval: config.auth_refresh_interval,
+            ..VerifierConfig::new(config.issuer.clone(), SERVICE.name)
+        };
+        let verifier = Verifier::start(
+            verifier_config,
+            trust::LocalTrust {
+                tokens: tokens.clone(),
+            },
+            context.shutdown.clone(),
+        )
+        .await;
+        Ok(Self {
+            keys,
+            tokens,
+            accounts: Arc::new(accounts::domain::Accounts::new(db.clone(), hasher.clone())),
+            operators: Arc::new(operators::domain::Operators::new(db, hasher)),
+            verifier,
+        })
+    }
+
+    /// The gRPC services, behind the auth layer.
+    pub fn routes(&self) -> ServiceRoutes {
+        ServiceRoutes::new(self.verifier.clone())
+            .with(TokensServer::new(tokens::grpc::TokensService {
+                tokens: self.tokens.clone(),
+            }))
+            .with(ServiceAccountsServer::new(
+                accounts::grpc::ServiceAccountsService {
+                    accounts: self.accounts.clone(),
+                },
+            ))
+            .with(OperatorsServer::new(operators::grpc::OperatorsService {
+                operators: self.operators.clone(),
+            }))
+            .with(SigningKeysServer::new(keys::grpc::SigningKeysService {
+                keys: self.keys.clone(),
+            }))
+    }
+
+    /// The verifier of calls to this service.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// When no operator exists yet, creates [`BOOTSTRAP_ADMIN`] with `password` (or a
+    /// generated one) and returns the credential, to be shown once.
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<Secret<String>>,
+    ) -> Result<Option<(String, Secret<String>)>, IdentityError> {
+        Ok(self
+            .operators
+            .bootstrap_admin(password)
+            .await?
+            .map(|(admin, password)| (admin.username, password)))
+    }
+
+    /// The signer of a stored key: lets tests and tools sign exactly as this service does.
+    pub async fn signer(&self, kid: &str) -> Result<Arc<TokenSigner>, IdentityError> {
+        self.keys.signer_by_kid(kid).await
+    }
+}
+
+/// Builds the service for `ecrm_platform::serve`: the routes, after creating the bootstrap admin
+/// when a password for it is configured and no operator exists.
+pub async fn build(
+    context: ServiceContext,
+    config: IdentityConfig,
+) -> Result<ServiceRoutes, IdentityError> {
+    let password = config.bootstrap_admin_password.clone();
+    let identity = Identity::new(context, config).await?;
+    if password.is_some() {
+        identity.bootstrap_admin(password).await?;
+    }
+    Ok(identity.routes())
+}

@@ -1,0 +1,135 @@
+//! `ecrm.identity.v1.Tokens`.
+
+use std::sync::Arc;
+
+use ecrm_auth::Principal;
+use ecrm_crypto::Secret;
+use ecrm_platform::time::{from_timestamp, to_timestamp};
+use ecrm_proto::ecrm::identity::v1 as pb;
+use ecrm_proto::ecrm::identity::v1::issue_token_request::Grant as PbGrant;
+use ecrm_proto::ecrm::identity::v1::tokens_server::Tokens as TokensRpc;
+use tonic::{Request, Response, Status};
+
+use super::domain::{Grant, TokenRequest, Tokens};
+use crate::error::IdentityError;
+use crate::keys::grpc::state_to_proto;
+
+#[derive(Debug, Clone)]
+pub struct TokensService {
+    pub tokens: Arc<Tokens>,
+}
+
+impl TryFrom<pb::IssueTokenRequest> for TokenRequest {
+    type Error = IdentityError;
+
+    fn try_from(request: pb::IssueTokenRequest) -> Result<Self, Self::Error> {
+        let grant = match request.grant {
+            Some(PbGrant::ClientCredentials(credentials)) => {
+                if credentials.client_id.is_empty() {
+                    return Err(IdentityError::invalid(
+                        "client_credentials.client_id",
+                        "required",
+                    ));
+                }
+                Grant::ClientCredentials {
+                    client_id: credentials.client_id,
+                    secret: Secret::new(credentials.client_secret),
+                }
+            }
+            Some(PbGrant::OperatorPassword(login)) => {
+                if login.username.is_empty() {
+                    return Err(IdentityError::invalid(
+                        "operator_password.username",
+                        "required",
+                    ));
+                }
+                Grant::OperatorPassword {
+                    username: login.username,
+                    password: Secret::new(login.password),
+                }
+            }
+            None => {
+                return Err(IdentityError::invalid(
+                    "grant",
+                    "client_credentials or operator_password required",
+                ));
+            }
+        };
+        TokenRequest::new(grant, &request.scopes, &request.audience)
+    }
+}
+
+#[tonic::async_trait]
+impl TokensRpc for TokensService {
+    async fn issue_token(
+        &self,
+        request: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let command = TokenRequest::try_from(request.into_inner())?;
+        let issued = self.tokens.issue(command).await?;
+        Ok(Response::new(pb::IssueTokenResponse {
+            access_token: issued.token.into_inner(),
+            token_type: "Bearer".to_owned(),
+            expires_at: Some(to_timestamp(issued.expires_at)),
+            scopes: issued.scopes.names(),
+            jti: issued.jti,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let caller = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let expires_at = match &request.expires_at {
+            Some(at) => Some(
+                from_timestamp(at)
+                    .ok_or_else(|| IdentityError::invalid("expires_at", "not a valid timestamp"))?,
+            ),
+            None => None,
+        };
+        let newly_revoked = self.tokens.revoke(&caller, request.jti, expires_at).await?;
+        Ok(Response::new(pb::RevokeTokenResponse { newly_revoked }))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        let (set, keys) = self.tokens.jwks().await?;
+        let jwks_json =
+            serde_json::to_string(&set).map_err(|error| ecrm_platform::status::internal(&error))?;
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks_json,
+            keys: keys
+                .into_iter()
+                .map(|key| pb::PublicKey {
+                    kid: key.kid,
+                    alg: "EdDSA".to_owned(),
+                    ed25519_public_key: key.public_key,
+                    state: state_to_proto(key.state).into(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_revocations(
+        &self,
+        _request: Request<pb::ListRevocationsRequest>,
+    ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
+        let revocations = self.tokens.revocations().await?;
+        Ok(Response::new(pb::ListRevocationsResponse {
+            revoked_tokens: revocations
+                .revoked_tokens
+                .into_iter()
+                .map(|(jti, expires_at)| pb::RevokedToken {
+                    jti,
+                    expires_at: Some(to_timestamp(expires_at)),
+                })
+                .collect(),
+            disabled_subjects: revocations.disabled_subjects,
+            as_of: revocations.as_of.map(to_timestamp),
+        }))
+    }
+}

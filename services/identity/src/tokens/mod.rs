@@ -1,0 +1,5 @@
+//! Tokens: issuing, revoking, and what verifiers fetch.
+
+pub mod domain;
+pub mod grpc;
+pub mod store;

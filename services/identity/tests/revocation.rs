@@ -1,0 +1,178 @@
+//! Revoking a token, or disabling its principal, takes effect within the verifiers' refresh
+//! interval, without a call to identity per request.
+
+mod support;
+
+use std::time::Duration;
+
+use ecrm_proto::ecrm::identity::v1 as pb;
+use support::{ADMIN_PASSWORD, Harness, REFRESH, authed, within};
+use tonic::Code;
+
+/// The stated bound is one refresh interval plus one fetch; the margin absorbs a loaded machine.
+const BOUND: Duration = Duration::from_millis(REFRESH.as_millis() as u64 + 1000);
+
+async fn refused_with(harness: &Harness, token: &str, message: &str) -> bool {
+    matches!(harness.call_with(token).await, Err(status) if status.code() == Code::Unauthenticated && status.message() == message)
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_within_the_refresh_interval() {
+    let harness = Harness::start().await;
+    let token = harness
+        .login("admin", ADMIN_PASSWORD, &[], "identity")
+        .await
+        .unwrap();
+    assert!(harness.call_with(&token.access_token).await.is_ok());
+
+    let response = harness
+        .tokens()
+        .revoke_token(authed(
+            pb::RevokeTokenRequest {
+                jti: token.jti.clone(),
+                expires_at: token.expires_at,
+            },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.newly_revoked);
+
+    let took = within(BOUND, || {
+        refused_with(&harness, &token.access_token, "token revoked")
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "revoked token still accepted after {BOUND:?}"
+    );
+    // Other tokens of the same principal still work.
+    assert!(harness.call_with(&harness.admin_token).await.is_ok());
+
+    // Verifiers of other services learn it from ListRevocations, which needs no token.
+    let revocations = harness
+        .tokens()
+        .list_revocations(pb::ListRevocationsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        revocations
+            .revoked_tokens
+            .iter()
+            .any(|r| r.jti == token.jti)
+    );
+}
+
+#[tokio::test]
+async fn only_an_admin_revokes_another_principals_token() {
+    let harness = Harness::start().await;
+    let (account, secret) = harness
+        .create_account(pb::PrincipalKind::Internal, "", &["profiles.read"])
+        .await;
+    let service_token = harness
+        .client_token(&account.client_id, &secret, &[], "identity")
+        .await
+        .unwrap();
+
+    let status = harness
+        .tokens()
+        .revoke_token(authed(
+            pb::RevokeTokenRequest {
+                jti: harness.claims_of(&harness.admin_token).jti,
+                expires_at: None,
+            },
+            &service_token.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(harness.call_with(&harness.admin_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_disabled_service_account_is_refused_within_the_bound_and_cannot_log_in() {
+    let harness = Harness::start().await;
+    let (account, secret) = harness
+        .create_account(pb::PrincipalKind::Internal, "", &["identity.admin"])
+        .await;
+    let token = harness
+        .client_token(&account.client_id, &secret, &[], "identity")
+        .await
+        .unwrap();
+    assert!(harness.call_with(&token.access_token).await.is_ok());
+
+    let disabled = harness
+        .accounts()
+        .disable_service_account(authed(
+            pb::DisableServiceAccountRequest {
+                id: account.id.clone(),
+            },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(disabled.account.unwrap().disabled_at.is_some());
+
+    let took = within(BOUND, || {
+        refused_with(&harness, &token.access_token, "principal disabled")
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "disabled account still accepted after {BOUND:?}"
+    );
+    let login = harness
+        .client_token(&account.client_id, &secret, &[], "identity")
+        .await
+        .unwrap_err();
+    assert_eq!(login.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_disabled_operator_is_refused_within_the_bound() {
+    let harness = Harness::start().await;
+    let password = "marketer-password-long";
+    let created = harness
+        .operators()
+        .create_operator(authed(
+            pb::CreateOperatorRequest {
+                username: "marketer@example.com".to_owned(),
+                password: password.to_owned(),
+                roles: vec![pb::OperatorRole::Admin.into()],
+            },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .operator
+        .unwrap();
+    let token = harness
+        .login(&created.username, password, &[], "identity")
+        .await
+        .unwrap();
+    assert!(harness.call_with(&token.access_token).await.is_ok());
+
+    harness
+        .operators()
+        .disable_operator(authed(
+            pb::DisableOperatorRequest {
+                operator: created.id,
+            },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap();
+
+    let took = within(BOUND, || {
+        refused_with(&harness, &token.access_token, "principal disabled")
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "disabled operator still accepted after {BOUND:?}"
+    );
+}

@@ -57,6 +57,8 @@ fn ecrm_up(scratch: &Path, args: &[&str]) -> Command {
         .env_remove("ECRM_PG_BINDIR")
         .env_remove("ECRM_BASE_PORT")
         .env_remove("ECRM_DATA_DIR")
+        .env_remove("ECRM_BOOTSTRAP_ADMIN_PASSWORD")
+        .env_remove("ECRM_IDENTITY_MASTER_KEY")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -76,7 +78,11 @@ struct Up {
 
 impl Up {
     fn start(scratch: &Path, args: &[&str]) -> Self {
-        let mut child = ecrm_up(scratch, args).spawn().unwrap();
+        Self::spawn(ecrm_up(scratch, args), scratch)
+    }
+
+    fn spawn(mut command: Command, scratch: &Path) -> Self {
+        let mut child = command.spawn().unwrap();
         let child_stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -210,9 +216,54 @@ async fn assert_serving(name: &str, addr: SocketAddr) {
     );
 }
 
+/// Logs in as `username` at the identity endpoint and makes an authenticated call with the token.
+async fn log_in(identity: SocketAddr, username: &str, password: &str) -> Result<(), tonic::Status> {
+    use ecrm_proto::ecrm::identity::v1 as pb;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{identity}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let token = pb::tokens_client::TokensClient::new(channel.clone())
+        .issue_token(pb::IssueTokenRequest {
+            grant: Some(pb::issue_token_request::Grant::OperatorPassword(
+                pb::OperatorPassword {
+                    username: username.to_owned(),
+                    password: password.to_owned(),
+                },
+            )),
+            scopes: vec![],
+            audience: "identity".to_owned(),
+        })
+        .await?
+        .into_inner();
+    let mut request = tonic::Request::new(pb::ListSigningKeysRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token.access_token).parse().unwrap(),
+    );
+    let keys = pb::signing_keys_client::SigningKeysClient::new(channel)
+        .list_signing_keys(request)
+        .await?
+        .into_inner();
+    assert_eq!(keys.keys.len(), 2);
+    Ok(())
+}
+
+/// The password in the "shown once" line, if the run printed one.
+fn printed_password(up: &Up) -> Option<String> {
+    up.lines
+        .iter()
+        .find_map(|line| {
+            line.strip_prefix("first operator created, shown once: username admin, password ")
+        })
+        .map(str::to_owned)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn up_starts_from_nothing_serves_every_port_and_ctrl_c_stops_everything() {
     let scratch = scratch();
+    let mut password = None;
 
     for run in ["first run, initialising", "second run, reusing the cluster"] {
         let up = Up::start(scratch.path(), &["--base-port", "0"]);
@@ -231,6 +282,19 @@ async fn up_starts_from_nothing_serves_every_port_and_ctrl_c_stops_everything() 
         for (name, addr) in &up.endpoints {
             assert_serving(name, *addr).await;
         }
+        // The first operator is printed on the first run only, and logs in on both.
+        match (run, printed_password(&up)) {
+            ("first run, initialising", Some(printed)) => password = Some(printed),
+            ("second run, reusing the cluster", None) => {}
+            (run, printed) => panic!("{run}: unexpected credential line {printed:?}"),
+        }
+        log_in(
+            up.endpoints["identity"],
+            "admin",
+            password.as_deref().unwrap(),
+        )
+        .await
+        .unwrap_or_else(|status| panic!("{run}: {status:?}"));
         let postmaster = up.postmaster_pid().unwrap();
         assert!(process_is_alive(postmaster));
         let endpoints = up.endpoints.clone();
@@ -308,6 +372,16 @@ async fn up_with_a_database_url_creates_each_schema_and_role_there() {
     .load(&mut conn)
     .unwrap();
     let owned: Vec<(String, String)> = owned.into_iter().map(|o| (o.schema, o.owner)).collect();
+    // The identity schema was migrated too.
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let keys: Count = diesel::sql_query("SELECT count(*) AS count FROM identity.signing_keys")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(keys.count, 2);
     assert_eq!(
         owned,
         [

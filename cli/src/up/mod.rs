@@ -2,6 +2,7 @@
 //! database URL is given.
 
 mod database;
+mod services;
 mod suite;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -9,13 +10,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ecrm_crypto::Secret;
 use ecrm_platform::config::{ShutdownConfig, TelemetryConfig};
 use ecrm_platform::server::ServeError;
-use ecrm_platform::{DatabaseUrl, Db, RunningServer, ServiceRoutes, Telemetry};
+use ecrm_platform::{DatabaseUrl, Db, RunningServer, ServiceContext, Telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use self::database::{SuiteDatabase, provision_member};
+use self::services::SuiteSettings;
 use self::suite::{MEMBERS, Member};
 
 /// Start every eCRM service in this process, each on its own port.
@@ -51,6 +54,10 @@ pub struct UpArgs {
     /// service a free port, printed at start.
     #[arg(long, env = "ECRM_BASE_PORT", default_value_t = 50051)]
     base_port: u16,
+    /// Password of the first operator (`admin`), created when there is none yet. Unset: one is
+    /// generated and printed once.
+    #[arg(long, env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", value_parser = ecrm_platform::config::SecretParser::<Secret<String>>::new())]
+    bootstrap_admin_password: Option<Secret<String>>,
     #[command(flatten)]
     telemetry: TelemetryConfig,
 }
@@ -90,6 +97,8 @@ enum UpError {
     },
     #[error("another `ecrm up` is running with {0}: stop it first, or pass another --data-dir")]
     AlreadyRunning(PathBuf),
+    #[error(transparent)]
+    Build(#[from] services::BuildError),
     #[error("cannot migrate the {service} schema")]
     Migrate {
         service: &'static str,
@@ -145,10 +154,11 @@ async fn up(args: UpArgs) -> Result<(), UpError> {
     let shutdown = CancellationToken::new();
     tokio::spawn(ecrm_platform::shutdown::cancel_on_signal(shutdown.clone()));
 
+    let settings = SuiteSettings::load(&args.data_dir, args.bootstrap_admin_password.clone())?;
     let database =
         SuiteDatabase::open(args.database_url.clone(), &args.data_dir, args.pg_port).await?;
     // Whatever happens while serving, a cluster we started is stopped before we return.
-    let served = serve_suite(&database, args.host, &ports, shutdown).await;
+    let served = serve_suite(&database, &settings, args.host, &ports, shutdown).await;
     let stopped = database.close().await;
     served?;
     stopped?;
@@ -191,19 +201,29 @@ fn ports(base: u16) -> Result<Vec<u16>, UpError> {
 struct Running {
     member: &'static Member,
     server: RunningServer,
-    _db: Db,
 }
 
 async fn serve_suite(
     database: &SuiteDatabase,
+    settings: &SuiteSettings,
     host: IpAddr,
     ports: &[u16],
     shutdown: CancellationToken,
 ) -> Result<(), UpError> {
     let mut running = Vec::with_capacity(MEMBERS.len());
-    let started = start_members(database, host, ports, &shutdown, &mut running).await;
+    let mut notices = Vec::new();
+    let started = start_members(
+        database,
+        settings,
+        host,
+        ports,
+        &shutdown,
+        &mut running,
+        &mut notices,
+    )
+    .await;
     if started.is_ok() && !shutdown.is_cancelled() {
-        print_endpoints(database, &running);
+        print_endpoints(database, &running, &notices);
         shutdown.cancelled().await;
         say!("stopping");
     }
@@ -220,10 +240,12 @@ async fn serve_suite(
 
 async fn start_members(
     database: &SuiteDatabase,
+    settings: &SuiteSettings,
     host: IpAddr,
     ports: &[u16],
     shutdown: &CancellationToken,
     running: &mut Vec<Running>,
+    notices: &mut Vec<String>,
 ) -> Result<(), UpError> {
     for (member, port) in MEMBERS.iter().zip(ports) {
         if shutdown.is_cancelled() {
@@ -261,29 +283,17 @@ async fn start_members(
             grace: Duration::ZERO,
             drain_timeout: Duration::from_secs(10),
         };
-        let server = RunningServer::start(
-            listener,
-            member_routes(member),
-            options,
-            shutdown.child_token(),
-        )
-        .await?;
-        running.push(Running {
-            member,
-            server,
-            _db: db,
-        });
+        let context = ServiceContext::new(db, shutdown.child_token());
+        let built = services::build(member, context, settings).await?;
+        notices.extend(built.notice);
+        let server =
+            RunningServer::start(listener, built.routes, options, shutdown.child_token()).await?;
+        running.push(Running { member, server });
     }
     Ok(())
 }
 
-/// The gRPC services of `member`. Until a service is built, its port serves health and
-/// reflection only, so clients and deployment checks can already be wired to it.
-fn member_routes(_member: &Member) -> ServiceRoutes {
-    ServiceRoutes::unauthenticated()
-}
-
-fn print_endpoints(database: &SuiteDatabase, running: &[Running]) {
+fn print_endpoints(database: &SuiteDatabase, running: &[Running], notices: &[String]) {
     say!("eCRM suite is up");
     say!("  {:<14} {}", "postgresql", database.describe());
     for member in running {
@@ -292,6 +302,9 @@ fn print_endpoints(database: &SuiteDatabase, running: &[Running]) {
             member.member.name,
             member.server.local_addr()
         );
+    }
+    for notice in notices {
+        say!("{notice}");
     }
     say!("ready: health and reflection on every endpoint; press Ctrl-C to stop");
 }

@@ -26,7 +26,7 @@ impl Member {
 /// Every service, in the order of their default ports (50051 to 50055).
 pub const MEMBERS: [Member; 5] = [
     Member {
-        def: None,
+        def: Some(&ecrm_identity::SERVICE),
         name: "identity",
         schema: "identity",
         port_offset: 0,

@@ -42,12 +42,22 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
     let mut secrets = vec![ADMIN_PASSWORD.to_owned(), harness.admin_token.clone()];
 
     let (account, client_secret) = harness
-        .create_account(pb::PrincipalKind::Partner, "air-example", &["profiles.read"])
+        .create_account(
+            pb::PrincipalKind::Partner,
+            "air-example",
+            &["profiles.read"],
+        )
         .await;
     secrets.push(client_secret.clone());
     let added = harness
         .accounts()
-        .add_secret(authed(pb::AddSecretRequest { id: account.id.clone(), expires_at: None }, &harness.admin_token))
+        .add_secret(authed(
+            pb::AddSecretRequest {
+                id: account.id.clone(),
+                expires_at: None,
+            },
+            &harness.admin_token,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -76,25 +86,39 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
     harness
         .operators()
         .set_password(authed(
-            pb::SetPasswordRequest { operator: "officer".to_owned(), password: changed_password.to_owned() },
+            pb::SetPasswordRequest {
+                operator: "officer".to_owned(),
+                password: changed_password.to_owned(),
+            },
             &harness.admin_token,
         ))
         .await
         .unwrap();
-    let officer = harness.login("officer", changed_password, &[], "identity").await.unwrap();
+    let officer = harness
+        .login("officer", changed_password, &[], "identity")
+        .await
+        .unwrap();
     secrets.push(officer.access_token.clone());
 
     // Failures are logged too: wrong secrets until blocked, refused tokens.
     let wrong_secrets: Vec<String> = (0..6).map(|i| format!("ecrm_sk_wrong_guess_{i}")).collect();
     for wrong in &wrong_secrets {
-        let _ = harness.client_token(&account.client_id, wrong, &[], "profiles").await;
+        let _ = harness
+            .client_token(&account.client_id, wrong, &[], "profiles")
+            .await;
     }
     secrets.extend(wrong_secrets);
     let _ = harness.call_with(&officer.access_token).await;
     let _ = harness.call_with(&token.access_token).await;
     harness
         .tokens()
-        .revoke_token(authed(pb::RevokeTokenRequest { jti: officer.jti.clone(), expires_at: None }, &harness.admin_token))
+        .revoke_token(authed(
+            pb::RevokeTokenRequest {
+                jti: officer.jti.clone(),
+                expires_at: None,
+            },
+            &harness.admin_token,
+        ))
         .await
         .unwrap();
     tokio::time::sleep(support::REFRESH * 2).await;
@@ -102,13 +126,19 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
     drop(harness);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("token issued"), "the flow was not logged at all");
+    assert!(
+        logs.contains("token issued"),
+        "the flow was not logged at all"
+    );
     assert!(logs.contains("call refused"), "refusals were not logged");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a secret reached the logs");
         // Tokens must not appear in part either: their signature alone would identify them.
         if let Some(signature) = secret.rsplit('.').next().filter(|s| s.len() > 20) {
-            assert!(!logs.contains(signature), "a token signature reached the logs");
+            assert!(
+                !logs.contains(signature),
+                "a token signature reached the logs"
+            );
         }
     }
 }

@@ -1,0 +1,122 @@
+//! Building each member's gRPC services for `ecrm up`, and what the user must be told once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ecrm_crypto::{MasterKey, Secret};
+use ecrm_identity::{Identity, IdentityConfig};
+use ecrm_platform::{ServiceContext, ServiceRoutes};
+
+use super::suite::Member;
+
+/// Where the identity service's master key is kept between runs.
+const MASTER_KEY_FILE: &str = "identity-master.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot read or write the master key at {path}")]
+    MasterKeyFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the master key at {0} is not 32 base64-encoded bytes")]
+    MasterKeyInvalid(std::path::PathBuf),
+    #[error(transparent)]
+    Crypto(#[from] ecrm_crypto::CryptoError),
+    #[error("cannot start the identity service")]
+    Identity(#[from] ecrm_identity::IdentityError),
+}
+
+/// What every member is built with.
+pub struct SuiteSettings {
+    master_key: Arc<MasterKey>,
+    bootstrap_password: Option<Secret<String>>,
+}
+
+impl SuiteSettings {
+    /// Reads the master key of `data_dir`, or makes one on first run (mode 0600);
+    /// `ECRM_IDENTITY_MASTER_KEY` takes precedence when set.
+    pub fn load(
+        data_dir: &Path,
+        bootstrap_password: Option<Secret<String>>,
+    ) -> Result<Self, BuildError> {
+        let master_key = match std::env::var("ECRM_IDENTITY_MASTER_KEY") {
+            Ok(value) if !value.is_empty() => Arc::new(value.parse()?),
+            _ => Arc::new(master_key_file(&data_dir.join(MASTER_KEY_FILE))?),
+        };
+        Ok(Self {
+            master_key,
+            bootstrap_password,
+        })
+    }
+}
+
+fn master_key_file(path: &Path) -> Result<MasterKey, BuildError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| BuildError::MasterKeyFile {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .parse()
+            .map_err(|_| BuildError::MasterKeyInvalid(path.to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let (key, encoded) = MasterKey::generate()?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+            writeln!(file, "{encoded}")
+                .and_then(|()| file.sync_all())
+                .map_err(io)?;
+            Ok(key)
+        }
+        Err(error) => Err(io(error)),
+    }
+}
+
+/// A member's routes, and a notice to print once (the first operator's credential).
+pub struct Built {
+    pub routes: ServiceRoutes,
+    pub notice: Option<String>,
+}
+
+/// Builds `member` on `context`. Members not built yet serve health and reflection only.
+pub async fn build(
+    member: &Member,
+    context: ServiceContext,
+    settings: &SuiteSettings,
+) -> Result<Built, BuildError> {
+    match member.name {
+        "identity" => {
+            let identity =
+                Identity::new(context, IdentityConfig::new(settings.master_key.clone())).await?;
+            let notice = identity
+                .bootstrap_admin(settings.bootstrap_password.clone())
+                .await?
+                .map(|(username, password)| {
+                    if settings.bootstrap_password.is_some() {
+                        format!("first operator created: {username} (password from ECRM_BOOTSTRAP_ADMIN_PASSWORD)")
+                    } else {
+                        format!(
+                            "first operator created, shown once: username {username}, password {}",
+                            password.expose()
+                        )
+                    }
+                });
+            Ok(Built {
+                routes: identity.routes(),
+                notice,
+            })
+        }
+        _ => Ok(Built {
+            routes: ServiceRoutes::unauthenticated(),
+            notice: None,
+        }),
+    }
+}

@@ -232,7 +232,7 @@ async fn log_in(identity: SocketAddr, username: &str, password: &str) -> Result<
                     password: password.to_owned(),
                 },
             )),
-            scopes: vec![],
+            scopes: vec!["identity.admin".to_owned()],
             audience: "identity".to_owned(),
         })
         .await?
@@ -472,4 +472,24 @@ fn up_writes_one_json_object_per_log_line_with_ecrm_log_format_json() {
         "{messages:?}"
     );
     stop_left_cluster(scratch.path());
+}
+
+#[test]
+fn a_master_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = scratch();
+    let data = scratch.path().join(".ecrm");
+    std::fs::create_dir(&data).unwrap();
+    let key = data.join("identity-master.key");
+    std::fs::write(&key, "c2VjcmV0LW1hc3Rlci1rZXktdGhhdC1tdXN0LWhpZGU=\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let status = ecrm_up(scratch.path(), &["--base-port", "0"])
+        .status()
+        .unwrap();
+
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::fs::read_to_string(scratch.path().join("stderr.log")).unwrap();
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(!data.join("pg").exists(), "postgresql was started anyway");
 }

@@ -39,7 +39,7 @@ use self::suite::{MEMBERS, Member};
 pub struct UpArgs {
     /// PostgreSQL URL of an existing database, as a role that may create roles and schemas
     /// (a superuser, or one with CREATEROLE). Without it, a private cluster is used.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<DatabaseUrl>,
     /// Folder for the private cluster and other local state.
     #[arg(long, env = "ECRM_DATA_DIR", default_value = ".ecrm")]
@@ -56,7 +56,7 @@ pub struct UpArgs {
     base_port: u16,
     /// Password of the first operator (`admin`), created when there is none yet. Unset: one is
     /// generated and printed once.
-    #[arg(long, env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", value_parser = ecrm_platform::config::SecretParser::<Secret<String>>::new())]
+    #[arg(long, env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true, value_parser = ecrm_platform::config::SecretParser::<Secret<String>>::new())]
     bootstrap_admin_password: Option<Secret<String>>,
     #[command(flatten)]
     telemetry: TelemetryConfig,
@@ -285,6 +285,10 @@ async fn start_members(
         };
         let context = ServiceContext::new(db, shutdown.child_token());
         let built = services::build(member, context, settings).await?;
+        // Said at once: a later member failing to start must not lose a credential shown once.
+        if let Some(notice) = &built.notice {
+            say!("{notice}");
+        }
         notices.extend(built.notice);
         let server =
             RunningServer::start(listener, built.routes, options, shutdown.child_token()).await?;
@@ -303,8 +307,8 @@ fn print_endpoints(database: &SuiteDatabase, running: &[Running], notices: &[Str
             member.server.local_addr()
         );
     }
-    for notice in notices {
-        say!("{notice}");
+    if !notices.is_empty() {
+        say!("(credentials above are not shown again)");
     }
     say!("ready: health and reflection on every endpoint; press Ctrl-C to stop");
 }

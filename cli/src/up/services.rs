@@ -22,6 +22,10 @@ pub enum BuildError {
     },
     #[error("the master key at {0} is not 32 base64-encoded bytes")]
     MasterKeyInvalid(std::path::PathBuf),
+    #[error(
+        "refusing the master key at {0}: it must be a file of yours that only you can read (chmod 600)"
+    )]
+    MasterKeyExposed(std::path::PathBuf),
     #[error(transparent)]
     Crypto(#[from] ecrm_crypto::CryptoError),
     #[error("cannot start the identity service")]
@@ -52,28 +56,37 @@ impl SuiteSettings {
     }
 }
 
+/// Reads the key at `path`, refusing a file others could read or replace; or writes a new one
+/// (mode 0600, through a temporary file renamed into place, so a crash leaves no half key).
 fn master_key_file(path: &Path) -> Result<MasterKey, BuildError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::MetadataExt;
     let io = |source| BuildError::MasterKeyFile {
         path: path.to_owned(),
         source,
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .parse()
-            .map_err(|_| BuildError::MasterKeyInvalid(path.to_owned())),
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => {
+            if !metadata.is_file()
+                || metadata.mode() & 0o077 != 0
+                || metadata.uid() != nix::unistd::geteuid().as_raw()
+            {
+                return Err(BuildError::MasterKeyExposed(path.to_owned()));
+            }
+            std::fs::read_to_string(path)
+                .map_err(io)?
+                .parse()
+                .map_err(|_| BuildError::MasterKeyInvalid(path.to_owned()))
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let (key, encoded) = MasterKey::generate()?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            // tempfile creates it with mode 0600.
+            let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
             writeln!(file, "{encoded}")
-                .and_then(|()| file.sync_all())
+                .and_then(|()| file.as_file().sync_all())
                 .map_err(io)?;
+            file.persist_noclobber(path).map_err(|e| io(e.error))?;
             Ok(key)
         }
         Err(error) => Err(io(error)),

@@ -9,6 +9,10 @@ use crate::principal::PrincipalKind;
 /// How long a token lives unless the issuer says otherwise.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
+/// The longest lifetime an issuer may give a token: revocations and retired keys are kept at
+/// least this long (plus [`MAX_LEEWAY`]), whatever lifetime is configured now.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// The most clock skew a verifier tolerates on `exp` and `nbf`.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
 

@@ -33,6 +33,9 @@ pub enum AuthError {
     MissingScope(&'static str),
     #[error("method not open to any caller")]
     MethodNotListed,
+    /// The verifier could not refresh keys and revocations for too long.
+    #[error("cannot check tokens now: signing keys and revocations are out of date")]
+    Stale,
 }
 
 impl From<AuthError> for Status {
@@ -41,6 +44,7 @@ impl From<AuthError> for Status {
             AuthError::MissingScope(_) | AuthError::MethodNotListed => {
                 Status::permission_denied(error.to_string())
             }
+            AuthError::Stale => Status::unavailable(error.to_string()),
             _ => Status::unauthenticated(error.to_string()),
         }
     }

@@ -16,7 +16,7 @@ mod scope;
 mod signer;
 mod verifier;
 
-pub use claims::{Claims, DEFAULT_TOKEN_LIFETIME, MAX_LEEWAY};
+pub use claims::{Claims, DEFAULT_TOKEN_LIFETIME, MAX_LEEWAY, MAX_TOKEN_LIFETIME};
 pub use error::AuthError;
 pub use jwks::{Jwk, JwkSet};
 pub use layer::{Auth, AuthLayer};

@@ -8,7 +8,7 @@ use crate::scope::Scope;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No token: health, reflection, the token endpoint (its credentials are the proof) and the
-    /// public keys.
+    /// public keys (a verifier needs them before it can check any token).
     Open,
     /// Any valid token; the handler decides further (e.g. revoking one's own token).
     Authenticated,
@@ -29,7 +29,10 @@ const METHODS: &[(&str, Access)] = &[
     ("ecrm.identity.v1.Tokens/IssueToken", Access::Open),
     ("ecrm.identity.v1.Tokens/RevokeToken", Access::Authenticated),
     ("ecrm.identity.v1.Tokens/GetJwks", Access::Open),
-    ("ecrm.identity.v1.Tokens/ListRevocations", Access::Open),
+    (
+        "ecrm.identity.v1.Tokens/ListRevocations",
+        Access::Authenticated,
+    ),
     (
         "ecrm.identity.v1.ServiceAccounts/CreateServiceAccount",
         Access::Scope(Scope::IdentityAdmin),

@@ -21,6 +21,9 @@ use crate::scope::Scopes;
 /// verifier hammer the identity service.
 const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
 
+/// A fetch that takes longer has failed: a hung source must not hold up callers waiting on it.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the identity service publishes for verifiers: its public keys and its revocations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustSnapshot {
@@ -96,11 +99,16 @@ pub struct VerifierConfig {
     /// How often keys and revocations are fetched: a revocation or a disabled principal takes
     /// effect within this interval (plus one fetch).
     pub refresh_interval: Duration,
+    /// How long the last successful fetch may be relied on. Past it (the identity service
+    /// unreachable), calls are refused as UNAVAILABLE: revocations must not silently stop
+    /// taking effect.
+    pub max_staleness: Duration,
 }
 
 impl VerifierConfig {
     pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
     pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
 
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
@@ -108,6 +116,7 @@ impl VerifierConfig {
             audience: audience.into(),
             leeway: Self::DEFAULT_LEEWAY,
             refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            max_staleness: Self::DEFAULT_MAX_STALENESS,
         }
     }
 }
@@ -118,11 +127,14 @@ struct Trust {
     keys: HashMap<String, DecodingKey>,
     revoked: HashSet<String>,
     disabled: HashSet<String>,
+    /// When it was fetched; `None` before the first fetch.
+    fetched_at: Option<Instant>,
 }
 
 impl From<TrustSnapshot> for Trust {
     fn from(snapshot: TrustSnapshot) -> Self {
         Self {
+            fetched_at: Some(Instant::now()),
             keys: snapshot
                 .keys
                 .into_iter()
@@ -137,6 +149,7 @@ impl From<TrustSnapshot> for Trust {
 struct Inner {
     validation: Validation,
     refresh_interval: Duration,
+    max_staleness: Duration,
     trust: ArcSwap<Trust>,
     source: Box<dyn TrustSource>,
     /// Serialises fetches.
@@ -172,6 +185,7 @@ impl Verifier {
         Self(Arc::new(Inner {
             validation,
             refresh_interval: config.refresh_interval,
+            max_staleness: config.max_staleness,
             trust: ArcSwap::from_pointee(Trust::default()),
             source: Box::new(source),
             fetching: tokio::sync::Mutex::new(()),
@@ -213,7 +227,9 @@ impl Verifier {
     /// Fetches the keys and revocations now.
     pub async fn refresh(&self) -> Result<(), SourceError> {
         let _fetching = self.0.fetching.lock().await;
-        let snapshot = self.0.source.fetch().await?;
+        let snapshot = tokio::time::timeout(FETCH_TIMEOUT, self.0.source.fetch())
+            .await
+            .map_err(|elapsed| SourceError(Box::new(elapsed)))??;
         self.0.trust.store(Arc::new(Trust::from(snapshot)));
         Ok(())
     }
@@ -235,6 +251,12 @@ impl Verifier {
         }
         let kid = header.kid.ok_or(AuthError::Malformed)?;
         let trust = self.0.trust.load();
+        if trust
+            .fetched_at
+            .is_some_and(|at| at.elapsed() > self.0.max_staleness)
+        {
+            return Err(AuthError::Stale);
+        }
         let key = trust.keys.get(&kid).ok_or(AuthError::UnknownKey)?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.0.validation)
             .map_err(|error| match error.kind() {

@@ -355,3 +355,62 @@ async fn a_new_key_is_fetched_on_first_sight_but_forged_kids_do_not_flood_identi
         "refreshed for forged kids"
     );
 }
+
+/// A source that works until told to fail.
+struct Flaky {
+    inner: Arc<StaticTrust>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl TrustSource for Flaky {
+    fn fetch(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<TrustSnapshot, SourceError>> + Send + '_>> {
+        if self.failing.load(Ordering::SeqCst) {
+            Box::pin(async {
+                Err(SourceError(Box::new(std::io::Error::other(
+                    "identity unreachable",
+                ))))
+            })
+        } else {
+            self.inner.fetch()
+        }
+    }
+}
+
+#[tokio::test]
+async fn calls_are_refused_once_keys_and_revocations_are_too_old_to_trust() {
+    let key = Key::new("k1");
+    let source = Arc::new(Flaky {
+        inner: Arc::new(StaticTrust::new(TrustSnapshot {
+            keys: vec![key.public()],
+            ..TrustSnapshot::default()
+        })),
+        failing: std::sync::atomic::AtomicBool::new(false),
+    });
+    let config = VerifierConfig {
+        max_staleness: Duration::from_millis(300),
+        ..VerifierConfig::new(ISSUER, AUDIENCE)
+    };
+    let verifier = Verifier::new(config, source.clone());
+    verifier.refresh().await.unwrap();
+    let token = key.sign(&claims());
+    assert!(verifier.verify(&token).is_ok());
+
+    source.failing.store(true, Ordering::SeqCst);
+    assert!(verifier.refresh().await.is_err());
+    assert!(
+        verifier.verify(&token).is_ok(),
+        "a failed refresh keeps the last snapshot for a while"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(verifier.verify(&token), Err(AuthError::Stale));
+    assert_eq!(
+        tonic::Status::from(AuthError::Stale).code(),
+        tonic::Code::Unavailable
+    );
+
+    source.failing.store(false, Ordering::SeqCst);
+    verifier.refresh().await.unwrap();
+    assert!(verifier.verify(&token).is_ok());
+}

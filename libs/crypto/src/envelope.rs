@@ -23,9 +23,11 @@ pub enum CryptoError {
     Unsealable,
 }
 
-/// A 256-bit key that seals other keys and data at rest. `Debug` prints nothing of it.
+/// A 256-bit key that seals other keys and data at rest, and from which purpose-bound keys are
+/// derived (HKDF-SHA256). `Debug` prints nothing of it.
 pub struct MasterKey {
     key: LessSafeKey,
+    derivation: ring::hkdf::Prk,
     rng: SystemRandom,
 }
 
@@ -42,8 +44,11 @@ impl MasterKey {
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadKey)?;
+        let derivation =
+            ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"ecrm-master-key-v1").extract(bytes);
         Ok(Self {
             key: LessSafeKey::new(key),
+            derivation,
             rng: SystemRandom::new(),
         })
     }
@@ -84,6 +89,41 @@ impl MasterKey {
             .open_in_place(nonce, Aad::from(context), &mut in_out)
             .map_err(|_| CryptoError::Unsealable)?;
         Ok(plaintext.to_vec())
+    }
+}
+
+impl MasterKey {
+    /// The blind-index key for `purpose`: the same master key and purpose always give the same
+    /// key, different purposes unrelated ones.
+    pub fn blind_index_key(&self, purpose: &str) -> Result<BlindIndexKey, CryptoError> {
+        let info = [purpose.as_bytes()];
+        let okm = self
+            .derivation
+            .expand(&info, ring::hmac::HMAC_SHA256)
+            .map_err(|_| CryptoError::BadKey)?;
+        Ok(BlindIndexKey(ring::hmac::Key::from(okm)))
+    }
+}
+
+/// Finds a value without storing it: an HMAC-SHA256 of the value under a key derived from the
+/// master key, so the index cannot be reversed by hashing guesses without that key.
+#[derive(Clone)]
+pub struct BlindIndexKey(ring::hmac::Key);
+
+impl BlindIndexKey {
+    /// The index of `value`, hex-encoded (64 characters).
+    pub fn index(&self, value: &[u8]) -> String {
+        ring::hmac::sign(&self.0, value)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl fmt::Debug for BlindIndexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BlindIndexKey(****)")
     }
 }
 
@@ -146,6 +186,27 @@ mod tests {
             key.open(b"row:1", &[FORMAT_V1, 1, 2]),
             Err(CryptoError::Unsealable)
         );
+    }
+
+    #[test]
+    fn blind_indexes_are_stable_per_purpose_and_key() {
+        let (key, encoded) = MasterKey::generate().unwrap();
+        let again: MasterKey = encoded.parse().unwrap();
+        let login = key.blind_index_key("login").unwrap();
+        assert_eq!(
+            login.index(b"jane"),
+            again.blind_index_key("login").unwrap().index(b"jane")
+        );
+        assert_ne!(login.index(b"jane"), login.index(b"john"));
+        assert_ne!(
+            login.index(b"jane"),
+            key.blind_index_key("email").unwrap().index(b"jane")
+        );
+        assert_ne!(
+            login.index(b"jane"),
+            self::key().blind_index_key("login").unwrap().index(b"jane")
+        );
+        assert_eq!(login.index(b"jane").len(), 64);
     }
 
     #[test]

@@ -4,5 +4,5 @@
 mod envelope;
 mod secret;
 
-pub use envelope::{CryptoError, MasterKey};
+pub use envelope::{BlindIndexKey, CryptoError, MasterKey};
 pub use secret::Secret;

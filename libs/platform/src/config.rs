@@ -27,11 +27,15 @@ pub struct PlatformConfig {
 pub struct DatabaseConfig {
     /// PostgreSQL URL the service connects with, as its own role. Its search_path is pinned
     /// to the service's schema.
-    #[arg(long = "database-url", env = "DATABASE_URL")]
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub url: DatabaseUrl,
     /// Optional administrator URL used only at start to create the service's role (the user
     /// and password of --database-url) and schema when they are missing.
-    #[arg(long = "database-admin-url", env = "ECRM_DATABASE_ADMIN_URL")]
+    #[arg(
+        long = "database-admin-url",
+        env = "ECRM_DATABASE_ADMIN_URL",
+        hide_env_values = true
+    )]
     pub admin_url: Option<DatabaseUrl>,
     /// Most database connections open at once.
     #[arg(long = "db-pool-size", env = "ECRM_DB_POOL_SIZE", default_value_t = 10)]

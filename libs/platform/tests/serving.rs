@@ -265,3 +265,30 @@ async fn authenticated_routes_check_the_token_and_scope_of_every_call_but_health
         .into_inner();
     assert_eq!(described.service, "fixture");
 }
+
+#[tokio::test]
+async fn a_method_missing_from_the_access_table_is_refused_even_with_every_scope() {
+    let auth = TestAuth::new();
+    let routes = ServiceRoutes::new(auth.verifier("fixture").await)
+        .with(PersonalDataServer::new(quick_export()));
+    let server = ecrm_testkit::start_server(routes).await.unwrap();
+    let token = auth.token(&TokenSpec::internal("fixture", Scopes::all()));
+
+    // A path no contract lists, as a client built from another version of a contract might call.
+    let mut grpc = tonic::client::Grpc::new(server.channel());
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(DescribeRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let path =
+        http::uri::PathAndQuery::from_static("/ecrm.privacy.v1.PersonalData/DescribeEverything");
+    let codec = tonic_prost::ProstCodec::<
+        DescribeRequest,
+        ecrm_proto::ecrm::privacy::v1::DescribeResponse,
+    >::default();
+    let refused = grpc.unary(request, path, codec).await.unwrap_err();
+
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(refused.message(), "method not open to any caller");
+}

@@ -7,14 +7,13 @@ use ecrm_auth::VerifierConfig;
 use ecrm_crypto::{MasterKey, Secret};
 use ecrm_platform::config::{ConfigError, SecretParser};
 
-/// Longest token lifetime accepted: a stolen token is useful for at most this long.
-const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+use ecrm_auth::MAX_TOKEN_LIFETIME;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IdentityConfig {
     /// Key that seals the signing keys at rest: 32 bytes, base64. Keep it in a secret store;
     /// losing it makes every signing key unreadable (rotate to make new ones).
-    #[arg(long = "master-key", env = "ECRM_IDENTITY_MASTER_KEY", value_parser = SecretParser::<MasterKeyArg>::new())]
+    #[arg(long = "master-key", env = "ECRM_IDENTITY_MASTER_KEY", hide_env_values = true, value_parser = SecretParser::<MasterKeyArg>::new())]
     pub master_key: MasterKeyArg,
     /// The `iss` of every token, checked by every service.
     #[arg(
@@ -30,9 +29,13 @@ pub struct IdentityConfig {
     /// which a revocation or a disabled principal takes effect here.
     #[arg(long = "auth-refresh-interval", env = "ECRM_AUTH_REFRESH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub auth_refresh_interval: Duration,
+    /// How long a new signing key is published before a rotation may make it sign: longer than
+    /// every verifier's refresh interval.
+    #[arg(long = "key-publish-delay", env = "ECRM_KEY_PUBLISH_DELAY", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub key_publish_delay: Duration,
     /// Password of the `admin` operator created on first start when there is no operator yet.
     /// Unset: no operator is created (`ecrm up` makes one and prints it).
-    #[arg(long = "bootstrap-admin-password", env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", value_parser = SecretParser::<Secret<String>>::new())]
+    #[arg(long = "bootstrap-admin-password", env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true, value_parser = SecretParser::<Secret<String>>::new())]
     pub bootstrap_admin_password: Option<Secret<String>>,
 }
 
@@ -55,6 +58,7 @@ impl IdentityConfig {
             issuer: "ecrm-identity".to_owned(),
             token_lifetime: Duration::from_secs(15 * 60),
             auth_refresh_interval: VerifierConfig::DEFAULT_REFRESH_INTERVAL,
+            key_publish_delay: VerifierConfig::DEFAULT_REFRESH_INTERVAL * 2,
             bootstrap_admin_password: None,
         }
     }
@@ -80,6 +84,13 @@ impl IdentityConfig {
                 flag: "--auth-refresh-interval",
                 env: "ECRM_AUTH_REFRESH_INTERVAL",
                 reason: "must be more than zero".to_owned(),
+            });
+        }
+        if self.key_publish_delay <= self.auth_refresh_interval {
+            return Err(ConfigError {
+                flag: "--key-publish-delay",
+                env: "ECRM_KEY_PUBLISH_DELAY",
+                reason: "must be longer than --auth-refresh-interval".to_owned(),
             });
         }
         if let Some(password) = &self.bootstrap_admin_password

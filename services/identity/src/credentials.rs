@@ -19,7 +19,66 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longer inputs only cost hashing time.
 pub const MAX_SECRET_BYTES: usize = 1024;
 
-/// Hashes and checks secrets. Slow on purpose: call it on a blocking thread.
+/// How long a login waits for a hashing slot before it is turned away.
+const HASHING_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Hashing on blocking threads, at most one per core at a time: the token endpoint needs no
+/// token, so unbounded hashing would let anyone exhaust memory (19 MiB each) and threads.
+#[derive(Debug, Clone)]
+pub struct HashPool {
+    hasher: std::sync::Arc<Hasher>,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl HashPool {
+    pub fn new(hasher: Hasher) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            hasher: std::sync::Arc::new(hasher),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+        }
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, IdentityError> {
+        match tokio::time::timeout(HASHING_QUEUE_WAIT, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(IdentityError::Busy),
+        }
+    }
+
+    pub async fn hash(&self, secret: &Secret<String>) -> Result<String, IdentityError> {
+        let permit = self.slot().await?;
+        let (hasher, secret) = (self.hasher.clone(), secret.clone());
+        let hashed = tokio::task::spawn_blocking(move || hasher.hash(secret.expose())).await?;
+        drop(permit);
+        hashed
+    }
+
+    /// [`Hasher::matches_any`] against exactly `count` hashes, padding with the decoy, so
+    /// timing tells nothing of how many secrets an account has.
+    pub async fn matches_any(
+        &self,
+        secret: &Secret<String>,
+        hashes: Vec<Secret<String>>,
+        count: usize,
+    ) -> Result<bool, IdentityError> {
+        let permit = self.slot().await?;
+        let (hasher, secret) = (self.hasher.clone(), secret.clone());
+        let matched = tokio::task::spawn_blocking(move || {
+            let mut hashes: Vec<String> = hashes.into_iter().map(Secret::into_inner).collect();
+            while hashes.len() < count {
+                hashes.push(hasher.decoy.clone());
+            }
+            // A decoy never matches: it hashes 32 random bytes nobody knows.
+            hasher.matches_any(secret.expose(), &hashes)
+        })
+        .await?;
+        drop(permit);
+        Ok(matched)
+    }
+}
+
+/// Hashes and checks secrets. Slow on purpose: used through [`HashPool`].
 pub struct Hasher {
     argon: Argon2<'static>,
     /// Checked against when the principal is unknown, so an unknown name costs as much time as

@@ -26,12 +26,18 @@ pub enum IdentityError {
     Throttled { retry_after: Duration },
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(
+        "the master key does not open the stored signing keys: start with the key they were sealed with"
+    )]
+    WrongMasterKey,
     #[error("cannot seal or open a signing key")]
     Crypto(#[from] ecrm_crypto::CryptoError),
     #[error(transparent)]
     Sign(#[from] ecrm_auth::SignError),
     #[error("password hashing failed")]
     Hashing,
+    #[error("too many logins at once, retry shortly")]
+    Busy,
     #[error("the system random generator failed")]
     Random,
     #[error("background task failed")]
@@ -67,11 +73,17 @@ impl From<IdentityError> for Status {
                 error.to_string(),
                 ErrorDetails::with_retry_info(Some(retry_after)),
             ),
+            IdentityError::Busy => Status::with_error_details(
+                Code::ResourceExhausted,
+                error.to_string(),
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+            ),
             IdentityError::Db(db) => db.into(),
             IdentityError::Sign(_) | IdentityError::Task(_) => internal(&error),
-            IdentityError::Crypto(_) | IdentityError::Hashing | IdentityError::Random => {
-                internal_summary(&error.to_string())
-            }
+            IdentityError::Crypto(_)
+            | IdentityError::WrongMasterKey
+            | IdentityError::Hashing
+            | IdentityError::Random => internal_summary(&error.to_string()),
         }
     }
 }

@@ -59,18 +59,25 @@ impl Identity {
         context: ServiceContext,
         config: IdentityConfig,
     ) -> Result<Self, IdentityError> {
-        let hasher = Arc::new(tokio::task::spawn_blocking(credentials::Hasher::new).await??);
+        let hashing = credentials::HashPool::new(
+            tokio::task::spawn_blocking(credentials::Hasher::new).await??,
+        );
+        let attempts = config
+            .master_key
+            .0
+            .blind_index_key("identity.login_attempts")?;
         let db = context.db.clone();
         let keys = Arc::new(keys::domain::Keys::new(
             db.clone(),
             config.master_key.0.clone(),
-            config.token_lifetime,
+            config.key_publish_delay,
         ));
         keys.ensure().await?;
         let tokens = Arc::new(tokens::domain::Tokens::new(
             db.clone(),
             keys.clone(),
-            hasher.clone(),
+            hashing.clone(),
+            attempts.clone(),
             config.issuer.clone(),
             config.token_lifetime,
         ));
@@ -89,8 +96,8 @@ impl Identity {
         Ok(Self {
             keys,
             tokens,
-            accounts: Arc::new(accounts::domain::Accounts::new(db.clone(), hasher.clone())),
-            operators: Arc::new(operators::domain::Operators::new(db, hasher)),
+            accounts: Arc::new(accounts::domain::Accounts::new(db.clone(), hashing.clone())),
+            operators: Arc::new(operators::domain::Operators::new(db, hashing, attempts)),
             verifier,
         })
     }

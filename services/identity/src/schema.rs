@@ -2,10 +2,12 @@
 
 pub mod identity {
     diesel::table! {
-        identity.login_failures (principal_id) {
-            principal_id -> Uuid,
+        identity.login_attempts (attempt_key) {
+            attempt_key -> Text,
+            name_key -> Text,
             failures -> Int4,
-            last_failure_at -> Timestamptz,
+            pending -> Int4,
+            last_attempt_at -> Timestamptz,
             blocked_until -> Nullable<Timestamptz>,
         }
     }
@@ -70,7 +72,7 @@ pub mod identity {
     diesel::joinable!(service_account_secrets -> service_accounts (account_id));
 
     diesel::allow_tables_to_appear_in_same_query!(
-        login_failures,
+        login_attempts,
         operators,
         revoked_tokens,
         service_account_secrets,

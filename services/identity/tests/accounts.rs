@@ -132,7 +132,7 @@ async fn a_secret_rotates_without_downtime_and_at_most_two_are_active() {
     for secret in [&old_secret, &added.client_secret] {
         assert!(
             harness
-                .client_token(&account.client_id, secret, &[], "profiles")
+                .client_token(&account.client_id, secret, &["profiles.read"], "profiles")
                 .await
                 .is_ok()
         );
@@ -163,13 +163,23 @@ async fn a_secret_rotates_without_downtime_and_at_most_two_are_active() {
         .await
         .unwrap();
     let refused = harness
-        .client_token(&account.client_id, &old_secret, &[], "profiles")
+        .client_token(
+            &account.client_id,
+            &old_secret,
+            &["profiles.read"],
+            "profiles",
+        )
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert!(
         harness
-            .client_token(&account.client_id, &added.client_secret, &[], "profiles")
+            .client_token(
+                &account.client_id,
+                &added.client_secret,
+                &["profiles.read"],
+                "profiles"
+            )
             .await
             .is_ok()
     );
@@ -338,11 +348,20 @@ async fn operators_are_created_listed_and_change_passwords() {
     assert_eq!(twice.code(), Code::AlreadyExists);
 
     let token = harness
-        .login("mia", "a-long-password", &[], "segmentation")
+        .login(
+            "mia",
+            "a-long-password",
+            &["segments.write"],
+            "segmentation",
+        )
         .await
         .unwrap();
     assert!(token.scopes.contains(&"segments.write".to_owned()));
-    assert!(!token.scopes.contains(&"dsr.manage".to_owned()));
+    let not_granted = harness
+        .login("mia", "a-long-password", &["dsr.manage"], "consent")
+        .await
+        .unwrap_err();
+    assert_eq!(not_granted.code(), Code::PermissionDenied);
 
     harness
         .operators()
@@ -357,7 +376,7 @@ async fn operators_are_created_listed_and_change_passwords() {
         .unwrap();
     assert_eq!(
         harness
-            .login("mia", "a-long-password", &[], "identity")
+            .login("mia", "a-long-password", &["profiles.read"], "identity")
             .await
             .unwrap_err()
             .code(),
@@ -365,7 +384,7 @@ async fn operators_are_created_listed_and_change_passwords() {
     );
     assert!(
         harness
-            .login("mia", "a-new-long-password", &[], "identity")
+            .login("mia", "a-new-long-password", &["profiles.read"], "identity")
             .await
             .is_ok()
     );
@@ -388,7 +407,7 @@ async fn operators_are_created_listed_and_change_passwords() {
 
     // A marketer administers nothing.
     let marketer = harness
-        .login("mia", "a-new-long-password", &[], "identity")
+        .login("mia", "a-new-long-password", &["profiles.read"], "identity")
         .await
         .unwrap();
     let denied = harness

@@ -256,7 +256,7 @@ async fn a_token_without_the_methods_scope_is_permission_denied() {
         .await
         .unwrap();
     let officer = harness
-        .login("officer", officer_password, &[], "identity")
+        .login("officer", officer_password, &["dsr.submit"], "identity")
         .await
         .unwrap();
     assert!(!officer.scopes.contains(&"identity.admin".to_owned()));
@@ -275,7 +275,6 @@ async fn a_token_without_the_methods_scope_is_permission_denied() {
         .revoke_token(support::authed(
             pb::RevokeTokenRequest {
                 jti: officer.jti.clone(),
-                expires_at: None,
             },
             &officer.access_token,
         ))

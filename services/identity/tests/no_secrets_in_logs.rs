@@ -63,7 +63,12 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
         .into_inner();
     secrets.push(added.client_secret.clone());
     let token = harness
-        .client_token(&account.client_id, &client_secret, &[], "profiles")
+        .client_token(
+            &account.client_id,
+            &client_secret,
+            &["profiles.read"],
+            "profiles",
+        )
         .await
         .unwrap();
     secrets.push(token.access_token.clone());
@@ -95,7 +100,7 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
         .await
         .unwrap();
     let officer = harness
-        .login("officer", changed_password, &[], "identity")
+        .login("officer", changed_password, &["dsr.submit"], "identity")
         .await
         .unwrap();
     secrets.push(officer.access_token.clone());
@@ -104,7 +109,7 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
     let wrong_secrets: Vec<String> = (0..6).map(|i| format!("ecrm_sk_wrong_guess_{i}")).collect();
     for wrong in &wrong_secrets {
         let _ = harness
-            .client_token(&account.client_id, wrong, &[], "profiles")
+            .client_token(&account.client_id, wrong, &["profiles.read"], "profiles")
             .await;
     }
     secrets.extend(wrong_secrets);
@@ -115,7 +120,6 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
         .revoke_token(authed(
             pb::RevokeTokenRequest {
                 jti: officer.jti.clone(),
-                expires_at: None,
             },
             &harness.admin_token,
         ))

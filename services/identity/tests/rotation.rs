@@ -40,6 +40,7 @@ async fn rotate(harness: &Harness) -> Vec<pb::SigningKey> {
 #[tokio::test]
 async fn rotation_promotes_the_published_next_key_and_retires_the_active_one() {
     let harness = Harness::start().await;
+    tokio::time::sleep(support::PUBLISH_DELAY).await;
     let before = harness.call_with(&harness.admin_token).await.unwrap().keys;
     let active = by_state(&before, pb::SigningKeyState::Active)[0]
         .kid
@@ -75,7 +76,7 @@ async fn rotation_promotes_the_published_next_key_and_retires_the_active_one() {
     // Old tokens still work, new ones are signed by the promoted key.
     assert!(harness.call_with(&harness.admin_token).await.is_ok());
     let fresh = harness
-        .login("admin", ADMIN_PASSWORD, &[], "identity")
+        .login("admin", ADMIN_PASSWORD, &["identity.admin"], "identity")
         .await
         .unwrap();
     assert_eq!(kid_of(&fresh.access_token), next);
@@ -87,6 +88,7 @@ async fn tokens_of_a_retired_key_are_refused_once_it_stops_verifying() {
     let harness = Harness::start().await;
     let old_token = harness.admin_token.clone();
     let old_kid = kid_of(&old_token);
+    tokio::time::sleep(support::PUBLISH_DELAY).await;
     rotate(&harness).await;
     assert!(harness.call_with(&old_token).await.is_ok());
 
@@ -127,44 +129,43 @@ async fn tokens_of_a_retired_key_are_refused_once_it_stops_verifying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_call_fails_across_rotations_under_concurrent_load() {
     let harness = Arc::new(Harness::start().await);
-    let (account, secret) = harness
-        .create_account(pb::PrincipalKind::Internal, "", &["identity.admin"])
-        .await;
     let failures = Arc::new(AtomicUsize::new(0));
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = tokio_util::sync::CancellationToken::new();
 
-    let workers: Vec<_> = (0..6)
-        .map(|_| {
-            let (harness, failures, calls, stop) = (
-                harness.clone(),
-                failures.clone(),
-                calls.clone(),
-                stop.clone(),
-            );
-            let (client_id, secret) = (account.client_id.clone(), secret.clone());
-            tokio::spawn(async move {
-                while !stop.is_cancelled() {
-                    // A fresh token each round, so tokens of every key in turn are used.
-                    let result = match harness
-                        .client_token(&client_id, &secret, &[], "identity")
-                        .await
-                    {
-                        Ok(token) => harness.call_with(&token.access_token).await.map(drop),
-                        Err(status) => Err(status),
-                    };
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    if let Err(status) = result {
-                        eprintln!("failed call: {status:?}");
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
+    // Six services, each with its own account, logging in and calling in a loop.
+    let mut workers = Vec::new();
+    for _ in 0..6 {
+        let (account, secret) = harness
+            .create_account(pb::PrincipalKind::Internal, "", &["identity.admin"])
+            .await;
+        let (harness, failures, calls, stop) = (
+            harness.clone(),
+            failures.clone(),
+            calls.clone(),
+            stop.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                // A fresh token each round, so tokens of every key in turn are used.
+                let result = match harness
+                    .client_token(&account.client_id, &secret, &["identity.admin"], "identity")
+                    .await
+                {
+                    Ok(token) => harness.call_with(&token.access_token).await.map(drop),
+                    Err(status) => Err(status),
+                };
+                calls.fetch_add(1, Ordering::Relaxed);
+                if let Err(status) = result {
+                    eprintln!("failed call: {status:?}");
+                    failures.fetch_add(1, Ordering::Relaxed);
                 }
-            })
-        })
-        .collect();
+            }
+        }));
+    }
 
     for _ in 0..4 {
-        tokio::time::sleep(REFRESH * 3).await;
+        tokio::time::sleep(support::PUBLISH_DELAY + REFRESH).await;
         rotate(&harness).await;
     }
     tokio::time::sleep(REFRESH * 2).await;
@@ -180,4 +181,31 @@ async fn no_call_fails_across_rotations_under_concurrent_load() {
     assert_eq!(failures.load(Ordering::Relaxed), 0);
     let keys = harness.call_with(&harness.admin_token).await.unwrap().keys;
     assert_eq!(by_state(&keys, pb::SigningKeyState::Retired).len(), 4);
+}
+
+#[tokio::test]
+async fn a_next_key_too_young_for_verifiers_to_have_is_not_promoted() {
+    let harness = Harness::start().await;
+    tokio::time::sleep(support::PUBLISH_DELAY).await;
+    rotate(&harness).await;
+
+    // The key published by that rotation is brand new: promoting it now could sign tokens that
+    // some verifier cannot check yet.
+    let refused = harness
+        .keys()
+        .rotate_signing_keys(authed(
+            pb::RotateSigningKeysRequest {},
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("rotate again in"),
+        "{}",
+        refused.message()
+    );
+
+    tokio::time::sleep(support::PUBLISH_DELAY).await;
+    rotate(&harness).await;
 }

@@ -13,13 +13,23 @@ async fn an_operator_logs_in_and_gets_the_scopes_of_its_roles() {
     let harness = Harness::start().await;
 
     let token = harness
-        .login("admin", ADMIN_PASSWORD, &[], "identity")
+        .login(
+            "admin",
+            ADMIN_PASSWORD,
+            &["identity.admin", "dsr.manage"],
+            "identity",
+        )
         .await
         .unwrap();
 
     assert_eq!(token.token_type, "Bearer");
-    assert!(token.scopes.contains(&"identity.admin".to_owned()));
-    assert!(!token.scopes.contains(&"privacy.execute".to_owned()));
+    assert_eq!(token.scopes, ["identity.admin", "dsr.manage"]);
+    // No operator role grants privacy.execute: only the orchestrator's internal account holds it.
+    let internal_only = harness
+        .login("admin", ADMIN_PASSWORD, &["privacy.execute"], "profiles")
+        .await
+        .unwrap_err();
+    assert_eq!(internal_only.code(), Code::PermissionDenied);
     let claims = harness.claims_of(&token.access_token);
     assert_eq!(claims.aud, "identity");
     assert_eq!(claims.iss, "ecrm-identity");
@@ -49,11 +59,23 @@ async fn a_token_carries_only_the_scopes_asked_for() {
         "profiles.read"
     );
 
-    let everything = harness
-        .client_token(&account.client_id, &secret, &[], "identity")
+    let several = harness
+        .client_token(
+            &account.client_id,
+            &secret,
+            &["profiles.write", "identity.admin"],
+            "identity",
+        )
         .await
         .unwrap();
-    assert_eq!(everything.scopes.len(), 3);
+    assert_eq!(several.scopes, ["identity.admin", "profiles.write"]);
+
+    // Asking for nothing gets nothing: a token never carries a scope it was not asked for.
+    let nothing = harness
+        .client_token(&account.client_id, &secret, &[], "identity")
+        .await
+        .unwrap_err();
+    assert_eq!(nothing.code(), Code::InvalidArgument);
 
     // A token for profiles is no good at identity, whatever its scopes.
     let for_profiles = harness
@@ -133,15 +155,25 @@ async fn wrong_secrets_and_unknown_clients_are_refused_alike() {
         .await;
 
     let wrong = harness
-        .client_token(&account.client_id, "ecrm_sk_wrong", &[], "profiles")
+        .client_token(
+            &account.client_id,
+            "ecrm_sk_wrong",
+            &["profiles.read"],
+            "profiles",
+        )
         .await
         .unwrap_err();
     let unknown = harness
-        .client_token("ecrm_ci_nobody", "ecrm_sk_wrong", &[], "profiles")
+        .client_token(
+            "ecrm_ci_nobody",
+            "ecrm_sk_wrong",
+            &["profiles.read"],
+            "profiles",
+        )
         .await
         .unwrap_err();
     let wrong_password = harness
-        .login("admin", "not the password", &[], "identity")
+        .login("admin", "not the password", &["identity.admin"], "identity")
         .await
         .unwrap_err();
 
@@ -163,7 +195,12 @@ async fn repeated_failures_block_that_principal_with_retry_info() {
 
     for _ in 0..ecrm_identity::FREE_ATTEMPTS {
         let status = harness
-            .client_token(&target.client_id, "ecrm_sk_guess", &[], "profiles")
+            .client_token(
+                &target.client_id,
+                "ecrm_sk_guess",
+                &["profiles.read"],
+                "profiles",
+            )
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated);
@@ -171,7 +208,7 @@ async fn repeated_failures_block_that_principal_with_retry_info() {
 
     // Even the right secret waits now: guessing is slowed, whatever the guess.
     let blocked = harness
-        .client_token(&target.client_id, &secret, &[], "profiles")
+        .client_token(&target.client_id, &secret, &["profiles.read"], "profiles")
         .await
         .unwrap_err();
     assert_eq!(blocked.code(), Code::ResourceExhausted);
@@ -186,7 +223,12 @@ async fn repeated_failures_block_that_principal_with_retry_info() {
     // Others are not affected.
     assert!(
         harness
-            .client_token(&bystander.client_id, &bystander_secret, &[], "profiles")
+            .client_token(
+                &bystander.client_id,
+                &bystander_secret,
+                &["profiles.read"],
+                "profiles"
+            )
             .await
             .is_ok()
     );
@@ -246,7 +288,7 @@ async fn an_unknown_audience_scope_or_missing_grant_names_the_field() {
 async fn issued_tokens_verify_against_the_published_jwks_without_a_token() {
     let harness = Harness::start().await;
     let token = harness
-        .login("admin", ADMIN_PASSWORD, &[], "profiles")
+        .login("admin", ADMIN_PASSWORD, &["profiles.read"], "profiles")
         .await
         .unwrap();
 
@@ -282,4 +324,92 @@ async fn issued_tokens_verify_against_the_published_jwks_without_a_token() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guesses_sent_all_at_once_are_counted_before_any_is_checked() {
+    let harness = std::sync::Arc::new(Harness::start().await);
+    let (target, _secret) = harness
+        .create_account(pb::PrincipalKind::Internal, "", &["profiles.read"])
+        .await;
+
+    let guesses = (0..30).map(|i| {
+        let (harness, client_id) = (harness.clone(), target.client_id.clone());
+        tokio::spawn(async move {
+            harness
+                .client_token(
+                    &client_id,
+                    &format!("ecrm_sk_guess_{i}"),
+                    &["profiles.read"],
+                    "profiles",
+                )
+                .await
+                .unwrap_err()
+                .code()
+        })
+    });
+    let codes = futures::future::join_all(guesses).await;
+
+    let checked = codes
+        .iter()
+        .filter(|c| matches!(c, Ok(Code::Unauthenticated)))
+        .count();
+    let throttled = codes
+        .iter()
+        .filter(|c| matches!(c, Ok(Code::ResourceExhausted)))
+        .count();
+    assert!(
+        checked <= ecrm_identity::FREE_ATTEMPTS as usize,
+        "{checked} guesses were checked"
+    );
+    assert_eq!(checked + throttled, 30);
+}
+
+#[tokio::test]
+async fn unknown_names_are_throttled_like_known_ones() {
+    let harness = Harness::start().await;
+    let mut codes = Vec::new();
+    for _ in 0..=ecrm_identity::FREE_ATTEMPTS {
+        let status = harness
+            .client_token(
+                "ecrm_ci_nobody_here",
+                "ecrm_sk_guess",
+                &["profiles.read"],
+                "profiles",
+            )
+            .await
+            .unwrap_err();
+        codes.push(status.code());
+    }
+    // Five indistinguishable refusals, then the same block a real account gets: the answers
+    // do not tell whether the account exists.
+    assert!(
+        codes[..5].iter().all(|c| *c == Code::Unauthenticated),
+        "{codes:?}"
+    );
+    assert_eq!(codes[5], Code::ResourceExhausted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_logging_in_several_times_at_once_is_not_blocked() {
+    let harness = std::sync::Arc::new(Harness::start().await);
+    let (account, secret) = harness
+        .create_account(pb::PrincipalKind::Internal, "", &["profiles.read"])
+        .await;
+
+    for _ in 0..3 {
+        let logins = (0..ecrm_identity::FREE_ATTEMPTS).map(|_| {
+            let (harness, client_id, secret) =
+                (harness.clone(), account.client_id.clone(), secret.clone());
+            tokio::spawn(async move {
+                harness
+                    .client_token(&client_id, &secret, &["profiles.read"], "profiles")
+                    .await
+                    .map(drop)
+            })
+        });
+        for login in futures::future::join_all(logins).await {
+            login.unwrap().unwrap();
+        }
+    }
 }

@@ -1,5 +1,5 @@
 DROP TABLE revoked_tokens;
-DROP TABLE login_failures;
+DROP TABLE login_attempts;
 DROP TABLE operators;
 DROP TABLE service_account_secrets;
 DROP TABLE service_accounts;

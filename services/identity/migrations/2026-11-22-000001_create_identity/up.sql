@@ -52,13 +52,18 @@ CREATE TABLE operators (
     CONSTRAINT operators_username_key UNIQUE (username)
 );
 
--- Consecutive failed logins of a principal (service account or operator id).
-CREATE TABLE login_failures (
-    principal_id uuid PRIMARY KEY,
-    failures integer NOT NULL CHECK (failures > 0),
-    last_failure_at timestamptz NOT NULL,
+-- Login attempts per login name and source address, both as blind indexes (HMAC under a key
+-- derived from the master key): unknown names are counted like known ones, and neither names
+-- nor addresses are stored. `pending` counts attempts being checked right now.
+CREATE TABLE login_attempts (
+    attempt_key text PRIMARY KEY,
+    name_key text NOT NULL,
+    failures integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    pending integer NOT NULL DEFAULT 0 CHECK (pending >= 0),
+    last_attempt_at timestamptz NOT NULL,
     blocked_until timestamptz
 );
+CREATE INDEX login_attempts_name_key_idx ON login_attempts (name_key);
 
 -- Revoked tokens, kept until they expire.
 CREATE TABLE revoked_tokens (

@@ -1,7 +1,5 @@
 //! Service accounts of internal services and partners, and their rotating secrets.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use ecrm_auth::{PrincipalKind, Scopes};
 use ecrm_crypto::Secret;
@@ -9,7 +7,7 @@ use ecrm_platform::{Db, DbError};
 use uuid::Uuid;
 
 use super::store::{self, NewSecret, NewServiceAccount, SecretRow, ServiceAccountRow};
-use crate::credentials::{self, Hasher};
+use crate::credentials::{self, HashPool};
 use crate::error::IdentityError;
 use crate::paging::Page;
 
@@ -184,12 +182,12 @@ pub struct LoginAccount {
     pub partner_id: Option<String>,
     pub scopes: Scopes,
     pub disabled: bool,
-    pub secret_hashes: Vec<String>,
+    pub secret_hashes: Vec<Secret<String>>,
 }
 
 pub struct Accounts {
     db: Db,
-    hasher: Arc<Hasher>,
+    hashing: HashPool,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -218,13 +216,12 @@ fn find(
 }
 
 impl Accounts {
-    pub fn new(db: Db, hasher: Arc<Hasher>) -> Self {
-        Self { db, hasher }
+    pub fn new(db: Db, hashing: HashPool) -> Self {
+        Self { db, hashing }
     }
 
     async fn hash(&self, secret: &Secret<String>) -> Result<String, IdentityError> {
-        let (hasher, secret) = (self.hasher.clone(), secret.clone());
-        tokio::task::spawn_blocking(move || hasher.hash(secret.expose())).await?
+        self.hashing.hash(secret).await
     }
 
     /// Creates the account with its first secret, returned once.
@@ -381,7 +378,7 @@ impl Accounts {
         };
         let hashes = store::list_active_secrets(conn, row.id, Utc::now())?
             .into_iter()
-            .map(|s| s.secret_hash)
+            .map(|s| Secret::new(s.secret_hash))
             .collect();
         let account = account(row, Vec::new());
         Ok(Some(LoginAccount {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
-use ecrm_auth::{MAX_LEEWAY, TokenSigner};
+use ecrm_auth::{MAX_LEEWAY, MAX_TOKEN_LIFETIME, TokenSigner};
 use ecrm_crypto::MasterKey;
 use ecrm_platform::Db;
 use ring::rand::SystemRandom;
@@ -66,7 +66,9 @@ impl From<SigningKeyRow> for SigningKey {
 pub struct Keys {
     db: Db,
     master: Arc<MasterKey>,
-    token_lifetime: Duration,
+    /// How long a next key must have been published before it may sign: verifiers fetch keys
+    /// at their refresh interval, and this must be longer.
+    publish_delay: Duration,
     /// Unsealed signers by kid, so issuing a token opens no ciphertext.
     signers: Mutex<HashMap<String, Arc<TokenSigner>>>,
 }
@@ -75,6 +77,17 @@ impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keys").finish_non_exhaustive()
     }
+}
+
+/// What a rotation did.
+enum Rotation {
+    Rotated(Vec<SigningKey>),
+    /// There was no next key: one is published now, and the rotation must wait for it.
+    PublishedNext,
+    /// The next key is too young to sign: verifiers may not have it yet.
+    TooSoon {
+        wait: Duration,
+    },
 }
 
 /// Serialises changes to the key set across replicas.
@@ -129,16 +142,18 @@ fn insert_new(
 }
 
 impl Keys {
-    pub fn new(db: Db, master: Arc<MasterKey>, token_lifetime: Duration) -> Self {
+    pub fn new(db: Db, master: Arc<MasterKey>, publish_delay: Duration) -> Self {
         Self {
             db,
             master,
-            token_lifetime,
+            publish_delay,
             signers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Makes sure there is an active key and a next one (first start, or keys lost).
+    /// Makes sure there is an active key and a next one (first start, or keys lost), and that
+    /// the master key opens the active one: a wrong master key stops the service at start, not
+    /// at its first token.
     pub async fn ensure(&self) -> Result<(), IdentityError> {
         let master = self.master.clone();
         self.db
@@ -151,38 +166,65 @@ impl Keys {
                 if store::find_by_state(conn, "next")?.is_none() {
                     insert_new(conn, &master, "next", now)?;
                 }
-                Ok(())
+                Ok::<_, IdentityError>(())
             })
+            .await?;
+        self.active_signer()
             .await
+            .map(drop)
+            .map_err(|error| match error {
+                IdentityError::Crypto(_) => IdentityError::WrongMasterKey,
+                other => other,
+            })
     }
 
-    /// Next becomes active, active retires (verifying until its last token expires), and a new
-    /// next key is published. Returns every key.
+    /// Next becomes active, active retires (verifying as long as any token it signed can live),
+    /// and a new next key is published. Refused while the next key is younger than the publish
+    /// delay, so no token is signed by a key a verifier has not fetched. Returns every key.
     pub async fn rotate(&self) -> Result<Vec<SigningKey>, IdentityError> {
         let master = self.master.clone();
-        let lifetime = chrono::Duration::from_std(self.token_lifetime + MAX_LEEWAY)
+        let overlap = chrono::Duration::from_std(MAX_TOKEN_LIFETIME + MAX_LEEWAY)
             .map_err(|_| IdentityError::FailedPrecondition("token lifetime out of range".into()))?;
-        self.db
+        let delay = chrono::Duration::from_std(self.publish_delay)
+            .map_err(|_| IdentityError::FailedPrecondition("publish delay out of range".into()))?;
+        let rotation = self
+            .db
             .run(move |conn| {
                 lock(conn)?;
                 let now = Utc::now();
                 let Some(next) = store::find_by_state(conn, "next")? else {
-                    // Never promote a key no verifier has seen: publish one, rotate later.
                     insert_new(conn, &master, "next", now)?;
-                    return Err(IdentityError::FailedPrecondition(
-                        "no next key was published; one is now, rotate again once verifiers have refreshed"
-                            .to_owned(),
-                    ));
+                    return Ok::<_, IdentityError>(Rotation::PublishedNext);
                 };
+                let ready_at = next.created_at + delay;
+                if ready_at > now {
+                    let wait = (ready_at - now).to_std().unwrap_or_default();
+                    return Ok(Rotation::TooSoon { wait });
+                }
                 if let Some(active) = store::find_by_state(conn, "active")? {
-                    store::update_retire(conn, &active.kid, now, now + lifetime)?;
+                    store::update_retire(conn, &active.kid, now, now + overlap)?;
                 }
                 store::update_activate(conn, &next.kid, now)?;
                 insert_new(conn, &master, "next", now)?;
                 tracing::info!(kid = next.kid, "signing keys rotated");
-                Ok(store::list_all(conn)?.into_iter().map(SigningKey::from).collect())
+                let keys = store::list_all(conn)?
+                    .into_iter()
+                    .map(SigningKey::from)
+                    .collect();
+                Ok(Rotation::Rotated(keys))
             })
-            .await
+            .await?;
+        match rotation {
+            Rotation::Rotated(keys) => Ok(keys),
+            Rotation::PublishedNext => Err(IdentityError::FailedPrecondition(format!(
+                "there was no next key: one is published now; rotate again in {} s, once verifiers have it",
+                self.publish_delay.as_secs().max(1)
+            ))),
+            Rotation::TooSoon { wait } => Err(IdentityError::FailedPrecondition(format!(
+                "the next key was published too recently for every verifier to have it; rotate again in {} s",
+                wait.as_secs().max(1)
+            ))),
+        }
     }
 
     pub async fn list(&self) -> Result<Vec<SigningKey>, IdentityError> {

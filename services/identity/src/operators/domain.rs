@@ -1,16 +1,14 @@
 //! Operators: the people who run the suite, with roles that grant fixed scopes.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use diesel::RunQueryDsl;
 use ecrm_auth::{OperatorRole, Scopes};
-use ecrm_crypto::Secret;
+use ecrm_crypto::{BlindIndexKey, Secret};
 use ecrm_platform::{Db, DbError};
 use uuid::Uuid;
 
 use super::store::{self, NewOperator, OperatorRow};
-use crate::credentials::{self, Hasher};
+use crate::credentials::{self, HashPool};
 use crate::error::IdentityError;
 use crate::paging::Page;
 
@@ -53,7 +51,7 @@ pub struct LoginOperator {
     pub id: Uuid,
     pub scopes: Scopes,
     pub disabled: bool,
-    pub password_hash: String,
+    pub password_hash: Secret<String>,
 }
 
 /// An operator named by id or username.
@@ -113,7 +111,9 @@ fn find(
 
 pub struct Operators {
     db: Db,
-    hasher: Arc<Hasher>,
+    hashing: HashPool,
+    /// Keys login attempt counters, to lift an operator's blocks when its password is reset.
+    attempts: BlindIndexKey,
 }
 
 impl std::fmt::Debug for Operators {
@@ -123,13 +123,16 @@ impl std::fmt::Debug for Operators {
 }
 
 impl Operators {
-    pub fn new(db: Db, hasher: Arc<Hasher>) -> Self {
-        Self { db, hasher }
+    pub fn new(db: Db, hashing: HashPool, attempts: BlindIndexKey) -> Self {
+        Self {
+            db,
+            hashing,
+            attempts,
+        }
     }
 
     async fn hash(&self, password: &Secret<String>) -> Result<String, IdentityError> {
-        let (hasher, password) = (self.hasher.clone(), password.clone());
-        tokio::task::spawn_blocking(move || hasher.hash(password.expose())).await?
+        self.hashing.hash(password).await
     }
 
     pub async fn create(
@@ -171,11 +174,13 @@ impl Operators {
     ) -> Result<(), IdentityError> {
         check_password("password", &password)?;
         let hash = self.hash(&password).await?;
+        let attempts = self.attempts.clone();
         self.db
             .run(move |conn| {
-                let id = find(conn, &reference)?.id;
-                store::update_password(conn, id, &hash, Utc::now())?;
-                crate::tokens::store::delete_failures(conn, id)?;
+                let operator = find(conn, &reference)?;
+                store::update_password(conn, operator.id, &hash, Utc::now())?;
+                let name_key = attempts.index(format!("operator:{}", operator.username).as_bytes());
+                crate::tokens::store::delete_attempts_by_name(conn, &name_key)?;
                 Ok(())
             })
             .await
@@ -240,7 +245,7 @@ impl Operators {
                     .map(OperatorRole::scopes)
                     .fold(Scopes::empty(), Scopes::union),
                 disabled: row.disabled_at.is_some(),
-                password_hash: row.password_hash,
+                password_hash: Secret::new(row.password_hash),
             }),
         )
     }

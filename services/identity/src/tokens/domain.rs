@@ -1,18 +1,21 @@
-//! Issuing tokens for credentials, throttling repeated failures, revoking tokens, and
+//! Issuing tokens for credentials, throttling repeated attempts, revoking tokens, and
 //! publishing what verifiers need (keys, revocations, disabled principals).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ecrm_auth::{Claims, Jwk, JwkSet, Principal, PrincipalKind, Scope, Scopes};
-use ecrm_crypto::Secret;
+use ecrm_auth::{
+    Claims, Jwk, JwkSet, MAX_LEEWAY, MAX_TOKEN_LIFETIME, Principal, PrincipalKind, Scope, Scopes,
+};
+use ecrm_crypto::{BlindIndexKey, Secret};
 use ecrm_platform::Db;
 use uuid::Uuid;
 
 use super::store;
-use crate::accounts::domain::Accounts;
-use crate::credentials::Hasher;
+use crate::accounts::domain::{Accounts, MAX_ACTIVE_SECRETS};
+use crate::credentials::HashPool;
 use crate::error::IdentityError;
 use crate::keys::domain::{Keys, SigningKey};
 use crate::operators::domain::Operators;
@@ -26,15 +29,15 @@ pub const AUDIENCES: [&str; 5] = [
     "outbound",
 ];
 
-/// Failed logins allowed before a principal's logins are blocked.
+/// Attempts allowed before logins of a name from a source are blocked.
 pub const FREE_ATTEMPTS: i32 = 5;
 const FIRST_BLOCK: Duration = Duration::from_secs(5);
 const LONGEST_BLOCK: Duration = Duration::from_secs(15 * 60);
 
-/// How long logins are blocked after `failures` consecutive failures: from the fifth on,
+/// How long logins are blocked after `attempts` unsuccessful attempts: from the fifth on,
 /// 5 s, doubling each time, at most 15 minutes.
-pub fn block_after(failures: i32) -> Option<Duration> {
-    let beyond = failures.checked_sub(FREE_ATTEMPTS)?;
+pub fn block_after(attempts: i32) -> Option<Duration> {
+    let beyond = attempts.checked_sub(FREE_ATTEMPTS)?;
     let beyond = u32::try_from(beyond).ok()?;
     let factor = 2_u32.checked_pow(beyond).unwrap_or(u32::MAX);
     Some(FIRST_BLOCK.saturating_mul(factor).min(LONGEST_BLOCK))
@@ -57,31 +60,40 @@ pub enum Grant {
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
     pub grant: Grant,
-    /// `None`: every scope granted.
-    pub scopes: Option<Scopes>,
+    /// What the token is asked to carry: never empty.
+    pub scopes: Scopes,
     pub audience: String,
+    /// The address the request came from, when known: attempts are counted per name and source,
+    /// so one source cannot block a principal for every other.
+    pub source: Option<IpAddr>,
 }
 
 impl TokenRequest {
-    pub fn new(grant: Grant, scopes: &[String], audience: &str) -> Result<Self, IdentityError> {
+    pub fn new(
+        grant: Grant,
+        scopes: &[String],
+        audience: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Self, IdentityError> {
         if !AUDIENCES.contains(&audience) {
             return Err(IdentityError::invalid(
                 "audience",
                 format!("one of {}", AUDIENCES.join(", ")),
             ));
         }
-        let scopes = if scopes.is_empty() {
-            None
-        } else {
-            Some(
-                Scopes::parse(scopes.iter().map(String::as_str))
-                    .map_err(|error| IdentityError::invalid("scopes", error.to_string()))?,
-            )
-        };
+        if scopes.is_empty() {
+            return Err(IdentityError::invalid(
+                "scopes",
+                "ask for at least one scope",
+            ));
+        }
+        let scopes = Scopes::parse(scopes.iter().map(String::as_str))
+            .map_err(|error| IdentityError::invalid("scopes", error.to_string()))?;
         Ok(Self {
             grant,
             scopes,
             audience: audience.to_owned(),
+            source,
         })
     }
 }
@@ -101,8 +113,7 @@ struct LoginSubject {
     partner_id: Option<String>,
     granted: Scopes,
     disabled: bool,
-    hashes: Vec<String>,
-    blocked_until: Option<DateTime<Utc>>,
+    hashes: Vec<Secret<String>>,
 }
 
 /// What verifiers must know besides the keys.
@@ -116,7 +127,9 @@ pub struct Revocations {
 pub struct Tokens {
     db: Db,
     keys: Arc<Keys>,
-    hasher: Arc<Hasher>,
+    hashing: HashPool,
+    /// Keys the attempt counters, so neither names nor addresses are stored.
+    attempts: BlindIndexKey,
     issuer: String,
     lifetime: Duration,
 }
@@ -133,130 +146,172 @@ impl Tokens {
     pub fn new(
         db: Db,
         keys: Arc<Keys>,
-        hasher: Arc<Hasher>,
+        hashing: HashPool,
+        attempts: BlindIndexKey,
         issuer: String,
         lifetime: Duration,
     ) -> Self {
         Self {
             db,
             keys,
-            hasher,
+            hashing,
+            attempts,
             issuer,
             lifetime,
         }
     }
 
-    /// A token for valid credentials, carrying the scopes asked for (all granted ones when none
-    /// are asked for). Wrong credentials count towards the principal's login block.
+    /// A token for valid credentials, carrying the scopes asked for, every one of which must
+    /// have been granted. At most [`FREE_ATTEMPTS`] attempts for one name from one source are
+    /// checked before a block starts, concurrent ones included; failed ones then block that
+    /// name from that source for a while. A wrong secret, an unknown name and a disabled
+    /// principal all get the same answer.
     pub async fn issue(&self, request: TokenRequest) -> Result<IssuedToken, IdentityError> {
-        let (subject, secret) = self.find_subject(&request.grant).await?;
-        let now = Utc::now();
-        if let Some(subject) = &subject
-            && let Some(until) = subject.blocked_until
-            && until > now
-        {
-            let retry_after = (until - now).to_std().unwrap_or(FIRST_BLOCK);
-            return Err(IdentityError::Throttled { retry_after });
-        }
-        let hashes = subject
-            .as_ref()
-            .map(|s| s.hashes.clone())
-            .unwrap_or_default();
-        let hasher = self.hasher.clone();
-        let matched =
-            tokio::task::spawn_blocking(move || hasher.matches_any(secret.expose(), &hashes))
-                .await?;
-        let Some(subject) = subject else {
+        let (name_key, attempt_key) = self.attempt_keys(&request.grant, request.source);
+        self.start_attempt(attempt_key.clone(), name_key).await?;
+        let checked = self.check(&request).await;
+        let succeeded = matches!(checked, Ok(Some(_)));
+        self.finish_attempt(attempt_key, succeeded).await?;
+        let Some(subject) = checked? else {
             return Err(IdentityError::InvalidCredentials);
         };
-        if !matched {
-            self.record_failure(subject.id).await?;
-            return Err(IdentityError::InvalidCredentials);
-        }
-        let id = subject.id;
-        self.db
-            .run(move |conn| Ok::<_, IdentityError>(store::delete_failures(conn, id)?))
-            .await?;
-        if subject.disabled {
-            return Err(IdentityError::PermissionDenied(
-                "principal disabled".to_owned(),
-            ));
-        }
-        let scopes = request.scopes.unwrap_or(subject.granted);
-        let refused = scopes.without(subject.granted);
+        let refused = request.scopes.without(subject.granted);
         if !refused.is_empty() {
             return Err(IdentityError::PermissionDenied(format!(
                 "scopes not granted: {}",
                 refused.to_claim()
             )));
         }
-        self.sign(&subject, scopes, &request.audience).await
+        self.sign(&subject, request.scopes, &request.audience).await
     }
 
+    /// The subject whose credentials these are, if they are valid and it is enabled.
+    async fn check(&self, request: &TokenRequest) -> Result<Option<LoginSubject>, IdentityError> {
+        let (subject, secret, count) = self.find_subject(&request.grant).await?;
+        let hashes = subject
+            .as_ref()
+            .map(|s| s.hashes.clone())
+            .unwrap_or_default();
+        let matched = self.hashing.matches_any(&secret, hashes, count).await?;
+        Ok(subject.filter(|subject| matched && !subject.disabled))
+    }
+
+    /// Admits the attempt, or refuses it: while blocked, or when too many are being checked
+    /// already. The counters' row is locked meanwhile, so concurrent attempts are admitted one
+    /// after another.
+    async fn start_attempt(
+        &self,
+        attempt_key: String,
+        name_key: String,
+    ) -> Result<(), IdentityError> {
+        self.db
+            .run(move |conn| {
+                let now = Utc::now();
+                let counters = store::find_for_update(conn, &attempt_key, &name_key, now)?;
+                if let Some(until) = counters.blocked_until
+                    && until > now
+                {
+                    let retry_after = (until - now).to_std().unwrap_or(FIRST_BLOCK);
+                    return Err(IdentityError::Throttled { retry_after });
+                }
+                // Attempts left pending by a process that died are forgotten after a while.
+                let pending = if now - counters.last_attempt_at > chrono::Duration::minutes(1) {
+                    0
+                } else {
+                    counters.pending
+                };
+                // Failures so far and attempts in flight share the free attempts; once they are
+                // used up, one attempt at a time, each failure blocking longer.
+                let in_flight_allowed = (FREE_ATTEMPTS - counters.failures).max(1);
+                if pending >= in_flight_allowed {
+                    return Err(IdentityError::Throttled {
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+                store::update_start(conn, &attempt_key, pending + 1, now)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn finish_attempt(
+        &self,
+        attempt_key: String,
+        succeeded: bool,
+    ) -> Result<(), IdentityError> {
+        self.db
+            .run(move |conn| {
+                let failures = store::update_finish(conn, &attempt_key, succeeded)?;
+                if let Some(block) = block_after(failures) {
+                    let until = Utc::now()
+                        + chrono::Duration::from_std(block).unwrap_or(chrono::Duration::MAX);
+                    store::update_blocked_until(conn, &attempt_key, until)?;
+                    tracing::warn!(
+                        failures,
+                        block_secs = block.as_secs(),
+                        "logins of one name from one source blocked"
+                    );
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// (name key, attempt key): blind indexes of the login name, and of the name with the source.
+    fn attempt_keys(&self, grant: &Grant, source: Option<IpAddr>) -> (String, String) {
+        let name = match grant {
+            Grant::ClientCredentials { client_id, .. } => format!("client:{client_id}"),
+            Grant::OperatorPassword { username, .. } => format!("operator:{username}"),
+        };
+        let source = source.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        (
+            self.attempts.index(name.as_bytes()),
+            self.attempts.index(format!("{name}@{source}").as_bytes()),
+        )
+    }
+
+    /// The subject the grant names (if any), the secret offered, and how many hashes to check
+    /// it against whoever it is, so timing tells nothing.
     async fn find_subject(
         &self,
         grant: &Grant,
-    ) -> Result<(Option<LoginSubject>, Secret<String>), IdentityError> {
-        let (subject, secret) = match grant.clone() {
+    ) -> Result<(Option<LoginSubject>, Secret<String>, usize), IdentityError> {
+        match grant.clone() {
             Grant::ClientCredentials { client_id, secret } => {
                 let found = self
                     .db
                     .run(move |conn| {
-                        let Some(account) = Accounts::find_login(conn, &client_id)? else {
-                            return Ok::<_, IdentityError>(None);
-                        };
-                        let blocked_until = store::find_blocked_until(conn, account.id)?;
-                        Ok(Some(LoginSubject {
+                        let found = Accounts::find_login(conn, &client_id)?;
+                        Ok::<_, IdentityError>(found.map(|account| LoginSubject {
                             id: account.id,
                             kind: account.kind,
                             partner_id: account.partner_id,
                             granted: account.scopes,
                             disabled: account.disabled,
                             hashes: account.secret_hashes,
-                            blocked_until,
                         }))
                     })
                     .await?;
-                (found, secret)
+                Ok((found, secret, MAX_ACTIVE_SECRETS))
             }
             Grant::OperatorPassword { username, password } => {
                 let found = self
                     .db
                     .run(move |conn| {
-                        let Some(operator) = Operators::find_login(conn, &username)? else {
-                            return Ok::<_, IdentityError>(None);
-                        };
-                        let blocked_until = store::find_blocked_until(conn, operator.id)?;
-                        Ok(Some(LoginSubject {
+                        let found = Operators::find_login(conn, &username)?;
+                        Ok::<_, IdentityError>(found.map(|operator| LoginSubject {
                             id: operator.id,
                             kind: PrincipalKind::Operator,
                             partner_id: None,
                             granted: operator.scopes,
                             disabled: operator.disabled,
                             hashes: vec![operator.password_hash],
-                            blocked_until,
                         }))
                     })
                     .await?;
-                (found, password)
+                Ok((found, password, 1))
             }
-        };
-        Ok((subject, secret))
-    }
-
-    async fn record_failure(&self, id: Uuid) -> Result<(), IdentityError> {
-        self.db
-            .run(move |conn| {
-                let now = Utc::now();
-                let failures = store::update_record_failure(conn, id, now)?;
-                if let Some(block) = block_after(failures) {
-                    let until = now + chrono::Duration::from_std(block).unwrap_or(chrono::Duration::MAX);
-                    store::update_blocked_until(conn, id, until)?;
-                    tracing::warn!(principal.id = %id, failures, block_secs = block.as_secs(), "logins blocked after repeated failures");
-                }
-                Ok(())
-            })
-            .await
+        }
     }
 
     async fn sign(
@@ -294,14 +349,10 @@ impl Tokens {
         })
     }
 
-    /// Revokes `jti`: the caller's own token, or any with identity.admin. Returns false when it
+    /// Revokes `jti`: the caller's own token, or any with identity.admin. The revocation is kept
+    /// as long as any token can live, whatever lifetime is configured now. Returns false when it
     /// was revoked already.
-    pub async fn revoke(
-        &self,
-        caller: &Principal,
-        jti: String,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Result<bool, IdentityError> {
+    pub async fn revoke(&self, caller: &Principal, jti: String) -> Result<bool, IdentityError> {
         if jti.is_empty() || jti.len() > 128 {
             return Err(IdentityError::invalid("jti", "1 to 128 characters"));
         }
@@ -310,18 +361,15 @@ impl Tokens {
                 "only your own token, or any with identity.admin".to_owned(),
             ));
         }
-        let longest =
-            chrono::Duration::from_std(self.lifetime + ecrm_auth::MAX_LEEWAY).map_err(|_| {
-                IdentityError::FailedPrecondition("token lifetime out of range".to_owned())
-            })?;
+        let keep = chrono::Duration::from_std(MAX_TOKEN_LIFETIME + MAX_LEEWAY).map_err(|_| {
+            IdentityError::FailedPrecondition("token lifetime out of range".to_owned())
+        })?;
         let now = Utc::now();
-        // Kept until the token expires: as the caller says, at most as long as any token lives.
-        let expires_at = expires_at.map_or(now + longest, |at| at.min(now + longest));
         let newly = self
             .db
             .run(move |conn| {
                 store::delete_revoked_expired(conn, now)?;
-                Ok::<_, IdentityError>(store::insert_revoked(conn, &jti, expires_at)?)
+                Ok::<_, IdentityError>(store::insert_revoked(conn, &jti, now + keep)?)
             })
             .await?;
         tracing::info!(principal.id = %caller.subject, newly, "token revoked");
@@ -371,7 +419,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn logins_are_blocked_from_the_fifth_failure_doubling_up_to_fifteen_minutes() {
+    fn logins_are_blocked_from_the_fifth_attempt_doubling_up_to_fifteen_minutes() {
         assert_eq!(block_after(1), None);
         assert_eq!(block_after(4), None);
         assert_eq!(block_after(5), Some(Duration::from_secs(5)));
@@ -382,21 +430,29 @@ mod tests {
     }
 
     #[test]
-    fn requests_name_a_known_audience_and_known_scopes() {
+    fn requests_name_a_known_audience_and_at_least_one_known_scope() {
         let grant = Grant::ClientCredentials {
             client_id: "c".to_owned(),
             secret: Secret::new("s".to_owned()),
         };
-        assert!(TokenRequest::new(grant.clone(), &[], "profiles").is_ok());
+        let read = ["profiles.read".to_owned()];
+        assert!(TokenRequest::new(grant.clone(), &read, "profiles", None).is_ok());
         assert!(matches!(
-            TokenRequest::new(grant.clone(), &[], "billing"),
+            TokenRequest::new(grant.clone(), &read, "billing", None),
             Err(IdentityError::InvalidArgument {
                 field: "audience",
                 ..
             })
         ));
         assert!(matches!(
-            TokenRequest::new(grant, &["profiles.delete".to_owned()], "profiles"),
+            TokenRequest::new(grant.clone(), &[], "profiles", None),
+            Err(IdentityError::InvalidArgument {
+                field: "scopes",
+                ..
+            })
+        ));
+        assert!(matches!(
+            TokenRequest::new(grant, &["profiles.delete".to_owned()], "profiles", None),
             Err(IdentityError::InvalidArgument {
                 field: "scopes",
                 ..

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ecrm_auth::Principal;
 use ecrm_crypto::Secret;
-use ecrm_platform::time::{from_timestamp, to_timestamp};
+use ecrm_platform::time::to_timestamp;
 use ecrm_proto::ecrm::identity::v1 as pb;
 use ecrm_proto::ecrm::identity::v1::issue_token_request::Grant as PbGrant;
 use ecrm_proto::ecrm::identity::v1::tokens_server::Tokens as TokensRpc;
@@ -19,44 +19,44 @@ pub struct TokensService {
     pub tokens: Arc<Tokens>,
 }
 
-impl TryFrom<pb::IssueTokenRequest> for TokenRequest {
-    type Error = IdentityError;
-
-    fn try_from(request: pb::IssueTokenRequest) -> Result<Self, Self::Error> {
-        let grant = match request.grant {
-            Some(PbGrant::ClientCredentials(credentials)) => {
-                if credentials.client_id.is_empty() {
-                    return Err(IdentityError::invalid(
-                        "client_credentials.client_id",
-                        "required",
-                    ));
-                }
-                Grant::ClientCredentials {
-                    client_id: credentials.client_id,
-                    secret: Secret::new(credentials.client_secret),
-                }
-            }
-            Some(PbGrant::OperatorPassword(login)) => {
-                if login.username.is_empty() {
-                    return Err(IdentityError::invalid(
-                        "operator_password.username",
-                        "required",
-                    ));
-                }
-                Grant::OperatorPassword {
-                    username: login.username,
-                    password: Secret::new(login.password),
-                }
-            }
-            None => {
+/// The checked request, with the caller's address for attempt counting.
+fn token_request(
+    request: pb::IssueTokenRequest,
+    source: Option<std::net::IpAddr>,
+) -> Result<TokenRequest, IdentityError> {
+    let grant = match request.grant {
+        Some(PbGrant::ClientCredentials(credentials)) => {
+            if credentials.client_id.is_empty() {
                 return Err(IdentityError::invalid(
-                    "grant",
-                    "client_credentials or operator_password required",
+                    "client_credentials.client_id",
+                    "required",
                 ));
             }
-        };
-        TokenRequest::new(grant, &request.scopes, &request.audience)
-    }
+            Grant::ClientCredentials {
+                client_id: credentials.client_id,
+                secret: Secret::new(credentials.client_secret),
+            }
+        }
+        Some(PbGrant::OperatorPassword(login)) => {
+            if login.username.is_empty() {
+                return Err(IdentityError::invalid(
+                    "operator_password.username",
+                    "required",
+                ));
+            }
+            Grant::OperatorPassword {
+                username: login.username,
+                password: Secret::new(login.password),
+            }
+        }
+        None => {
+            return Err(IdentityError::invalid(
+                "grant",
+                "client_credentials or operator_password required",
+            ));
+        }
+    };
+    TokenRequest::new(grant, &request.scopes, &request.audience, source)
 }
 
 #[tonic::async_trait]
@@ -65,7 +65,8 @@ impl TokensRpc for TokensService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let command = TokenRequest::try_from(request.into_inner())?;
+        let source = request.remote_addr().map(|addr| addr.ip());
+        let command = token_request(request.into_inner(), source)?;
         let issued = self.tokens.issue(command).await?;
         Ok(Response::new(pb::IssueTokenResponse {
             access_token: issued.token.into_inner(),
@@ -81,15 +82,10 @@ impl TokensRpc for TokensService {
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let caller = Principal::of(&request)?.clone();
-        let request = request.into_inner();
-        let expires_at = match &request.expires_at {
-            Some(at) => Some(
-                from_timestamp(at)
-                    .ok_or_else(|| IdentityError::invalid("expires_at", "not a valid timestamp"))?,
-            ),
-            None => None,
-        };
-        let newly_revoked = self.tokens.revoke(&caller, request.jti, expires_at).await?;
+        let newly_revoked = self
+            .tokens
+            .revoke(&caller, request.into_inner().jti)
+            .await?;
         Ok(Response::new(pb::RevokeTokenResponse { newly_revoked }))
     }
 

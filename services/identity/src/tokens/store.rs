@@ -3,9 +3,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use uuid::Uuid;
 
-use crate::schema::identity::{login_failures, revoked_tokens};
+use crate::schema::identity::{login_attempts, revoked_tokens};
 
 /// Records a revocation; false when the token was revoked already.
 pub fn insert_revoked(
@@ -43,54 +42,95 @@ pub fn delete_revoked_expired(
         .execute(conn)
 }
 
-/// When logins of `principal_id` are blocked until, if they are.
-pub fn find_blocked_until(
-    conn: &mut PgConnection,
-    principal_id: Uuid,
-) -> QueryResult<Option<DateTime<Utc>>> {
-    login_failures::table
-        .find(principal_id)
-        .select(login_failures::blocked_until)
-        .first::<Option<DateTime<Utc>>>(conn)
-        .optional()
-        .map(Option::flatten)
+/// The counters of one name from one source, as stored.
+#[derive(Debug, Clone, Copy, Queryable)]
+pub struct AttemptCounters {
+    pub failures: i32,
+    pub pending: i32,
+    pub last_attempt_at: DateTime<Utc>,
+    pub blocked_until: Option<DateTime<Utc>>,
 }
 
-/// Counts one more failure; returns the consecutive failures so far.
-pub fn update_record_failure(
+/// The counters of `attempt_key`, created if missing, with its row locked until the transaction
+/// ends so concurrent attempts decide one after another.
+pub fn find_for_update(
     conn: &mut PgConnection,
-    principal_id: Uuid,
+    attempt_key: &str,
+    name_key: &str,
     now: DateTime<Utc>,
-) -> QueryResult<i32> {
-    diesel::insert_into(login_failures::table)
+) -> QueryResult<AttemptCounters> {
+    diesel::insert_into(login_attempts::table)
         .values((
-            login_failures::principal_id.eq(principal_id),
-            login_failures::failures.eq(1),
-            login_failures::last_failure_at.eq(now),
+            login_attempts::attempt_key.eq(attempt_key),
+            login_attempts::name_key.eq(name_key),
+            login_attempts::last_attempt_at.eq(now),
         ))
-        .on_conflict(login_failures::principal_id)
+        .on_conflict(login_attempts::attempt_key)
         .do_update()
-        .set((
-            login_failures::failures.eq(login_failures::failures + 1),
-            login_failures::last_failure_at.eq(excluded(login_failures::last_failure_at)),
+        // A write that changes nothing, to take the row lock.
+        .set(login_attempts::name_key.eq(excluded(login_attempts::name_key)))
+        .returning((
+            login_attempts::failures,
+            login_attempts::pending,
+            login_attempts::last_attempt_at,
+            login_attempts::blocked_until,
         ))
-        .returning(login_failures::failures)
+        .get_result(conn)
+}
+
+/// Records one more attempt being checked.
+pub fn update_start(
+    conn: &mut PgConnection,
+    attempt_key: &str,
+    pending: i32,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(login_attempts::table.find(attempt_key))
+        .set((
+            login_attempts::pending.eq(pending),
+            login_attempts::last_attempt_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records the outcome of a checked attempt: a success clears the failures, a failure adds
+/// one. Returns the failures counted now.
+pub fn update_finish(
+    conn: &mut PgConnection,
+    attempt_key: &str,
+    succeeded: bool,
+) -> QueryResult<i32> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Integer;
+    let failures = if succeeded {
+        sql::<Integer>("0")
+    } else {
+        sql::<Integer>("failures + 1")
+    };
+    diesel::update(login_attempts::table.find(attempt_key))
+        .set((
+            login_attempts::pending.eq(sql::<Integer>("GREATEST(pending - 1, 0)")),
+            login_attempts::failures.eq(failures),
+        ))
+        .returning(login_attempts::failures)
         .get_result(conn)
 }
 
 pub fn update_blocked_until(
     conn: &mut PgConnection,
-    principal_id: Uuid,
+    attempt_key: &str,
     until: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(login_failures::table.find(principal_id))
-        .set(login_failures::blocked_until.eq(until))
+    diesel::update(login_attempts::table.find(attempt_key))
+        .set(login_attempts::blocked_until.eq(until))
         .execute(conn)
         .map(drop)
 }
 
-pub fn delete_failures(conn: &mut PgConnection, principal_id: Uuid) -> QueryResult<()> {
-    diesel::delete(login_failures::table.find(principal_id))
+/// Forgets the attempts of one name from every source: its password was reset.
+pub fn delete_attempts_by_name(conn: &mut PgConnection, name_key: &str) -> QueryResult<()> {
+    diesel::delete(login_attempts::table.filter(login_attempts::name_key.eq(name_key)))
         .execute(conn)
         .map(drop)
 }

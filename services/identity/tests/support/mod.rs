@@ -29,6 +29,8 @@ use tonic::{Request, Status};
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 /// The verifiers' refresh interval in these tests: the stated bound for revocations.
 pub const REFRESH: Duration = Duration::from_millis(200);
+/// How long a next key must be published before it signs, in these tests.
+pub const PUBLISH_DELAY: Duration = Duration::from_millis(500);
 
 pub struct Harness {
     pub database: TestDatabase,
@@ -48,6 +50,7 @@ impl Drop for Harness {
 pub fn config(master: Arc<MasterKey>) -> IdentityConfig {
     IdentityConfig {
         auth_refresh_interval: REFRESH,
+        key_publish_delay: PUBLISH_DELAY,
         ..IdentityConfig::new(master)
     }
 }
@@ -82,7 +85,7 @@ impl Harness {
             shutdown,
         };
         harness.admin_token = harness
-            .login("admin", ADMIN_PASSWORD, &[], "identity")
+            .login("admin", ADMIN_PASSWORD, &["identity.admin"], "identity")
             .await
             .unwrap()
             .access_token;

@@ -93,10 +93,12 @@ fn token_and_verifier(runtime: &Runtime) -> (String, Verifier) {
 async fn serve(layer: Option<AuthLayer>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // As the platform serves: without Nagle's algorithm, or small responses wait for ACKs.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = Server::builder()
         .layer(tower::util::option_layer(layer))
         .add_service(PersonalDataServer::new(NoDatabase))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        .serve_with_incoming(incoming);
     tokio::spawn(server);
     addr
 }

@@ -13,7 +13,7 @@ use ecrm_auth::{
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
-fn setup() -> (Verifier, String) {
+fn setup() -> (Verifier, String, Claims, TokenSigner) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     let now = SystemTime::now()
@@ -47,17 +47,29 @@ fn setup() -> (Verifier, String) {
         kind: PrincipalKind::Internal,
         partner_id: None,
     };
-    let token = TokenSigner::from_pkcs8("active", pkcs8.as_ref())
-        .sign(&claims)
-        .unwrap();
-    (verifier, token)
+    let signer = TokenSigner::from_pkcs8("active", pkcs8.as_ref());
+    let token = signer.sign(&claims).unwrap();
+    (verifier, token, claims, signer)
 }
 
 fn verification(c: &mut Criterion) {
-    let (verifier, token) = setup();
+    let (verifier, token, claims, signer) = setup();
     assert!(verifier.verify(&token).is_ok());
-    c.bench_function("verify_token", |b| {
+    // A token seen before: what nearly every call pays.
+    c.bench_function("verify_token/seen_before", |b| {
         b.iter(|| verifier.verify(black_box(&token)).unwrap())
+    });
+    // A token seen for the first time: the signature check.
+    c.bench_function("verify_token/first_sight", |b| {
+        b.iter_batched(
+            || {
+                let mut claims = claims.clone();
+                claims.jti = uuid::Uuid::new_v4().to_string();
+                signer.sign(&claims).unwrap()
+            },
+            |fresh| verifier.verify(black_box(&fresh)).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
     });
 }
 

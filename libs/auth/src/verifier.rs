@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::errors::ErrorKind;
@@ -20,6 +20,10 @@ use crate::scope::Scopes;
 /// An unknown `kid` triggers a refresh at most this often, so forged kids cannot make a
 /// verifier hammer the identity service.
 const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
+
+/// Tokens whose signature was checked are remembered, up to this many, so a client that sends
+/// the same token on every call pays for the signature check once. When full it starts over.
+const CACHE_CAPACITY: usize = 10_000;
 
 /// A fetch that takes longer has failed: a hung source must not hold up callers waiting on it.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,8 +150,16 @@ impl From<TrustSnapshot> for Trust {
     }
 }
 
+/// A token whose signature and claims were checked: what is left to check on each use.
+struct Checked {
+    principal: Principal,
+    kid: String,
+}
+
 struct Inner {
     validation: Validation,
+    leeway_secs: i64,
+    checked: Mutex<HashMap<String, Checked>>,
     refresh_interval: Duration,
     max_staleness: Duration,
     trust: ArcSwap<Trust>,
@@ -183,7 +195,9 @@ impl Verifier {
         validation.set_issuer(&[&config.issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "aud", "iss", "sub"]);
         Self(Arc::new(Inner {
+            leeway_secs: i64::try_from(validation.leeway).unwrap_or(0),
             validation,
+            checked: Mutex::new(HashMap::new()),
             refresh_interval: config.refresh_interval,
             max_staleness: config.max_staleness,
             trust: ArcSwap::from_pointee(Trust::default()),
@@ -235,8 +249,71 @@ impl Verifier {
     }
 
     /// Verifies `token` against what is in memory: signature, algorithm, `kid`, `iss`, `aud`,
-    /// `exp`, `nbf`, revocation and disabled principals.
+    /// `exp`, `nbf`, revocation and disabled principals. A token seen before skips the
+    /// signature and claim parsing, never the checks that can change: expiry, revocation,
+    /// disabled principal, key still published, keys fresh enough.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let trust = self.0.trust.load();
+        if trust
+            .fetched_at
+            .is_some_and(|at| at.elapsed() > self.0.max_staleness)
+        {
+            return Err(AuthError::Stale);
+        }
+        if let Some(principal) = self.recheck(token, &trust)? {
+            return Ok(principal);
+        }
+        let (principal, kid) = self.check(token, &trust)?;
+        let mut checked = self
+            .0
+            .checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if checked.len() >= CACHE_CAPACITY {
+            checked.clear();
+        }
+        checked.insert(
+            token.to_owned(),
+            Checked {
+                principal: principal.clone(),
+                kid,
+            },
+        );
+        Ok(principal)
+    }
+
+    /// The principal of a token checked before, after the checks that can change since.
+    fn recheck(&self, token: &str, trust: &Trust) -> Result<Option<Principal>, AuthError> {
+        let checked = self
+            .0
+            .checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(entry) = checked.get(token) else {
+            return Ok(None);
+        };
+        if !trust.keys.contains_key(&entry.kid) {
+            // Its key is no longer published: the full check will say so.
+            return Ok(None);
+        }
+        let principal = &entry.principal;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if now > principal.expires_at + self.0.leeway_secs {
+            return Err(AuthError::Expired);
+        }
+        if trust.revoked.contains(&principal.token_id) {
+            return Err(AuthError::Revoked);
+        }
+        if trust.disabled.contains(&principal.subject) {
+            return Err(AuthError::Disabled);
+        }
+        Ok(Some(principal.clone()))
+    }
+
+    /// The full check of a token not seen before; returns its principal and its key's kid.
+    fn check(&self, token: &str, trust: &Trust) -> Result<(Principal, String), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::AlgorithmNotAllowed);
@@ -250,13 +327,6 @@ impl Verifier {
             return Err(AuthError::EmbeddedKey);
         }
         let kid = header.kid.ok_or(AuthError::Malformed)?;
-        let trust = self.0.trust.load();
-        if trust
-            .fetched_at
-            .is_some_and(|at| at.elapsed() > self.0.max_staleness)
-        {
-            return Err(AuthError::Stale);
-        }
         let key = trust.keys.get(&kid).ok_or(AuthError::UnknownKey)?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.0.validation)
             .map_err(|error| match error.kind() {
@@ -280,14 +350,15 @@ impl Verifier {
             (PrincipalKind::Partner, _) | (_, Some(_)) => return Err(AuthError::Malformed),
             (_, None) => None,
         };
-        Ok(Principal {
+        let principal = Principal {
             subject: claims.sub,
             kind: claims.kind,
             partner_id,
             scopes: Scopes::from_claim(&claims.scope),
             token_id: claims.jti,
             expires_at: claims.exp,
-        })
+        };
+        Ok((principal, kid))
     }
 
     /// [`Verifier::verify`], refreshing first when the token's key is unknown (a key published

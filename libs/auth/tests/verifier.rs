@@ -414,3 +414,34 @@ async fn calls_are_refused_once_keys_and_revocations_are_too_old_to_trust() {
     verifier.refresh().await.unwrap();
     assert!(verifier.verify(&token).is_ok());
 }
+
+#[tokio::test]
+async fn a_token_checked_before_is_still_refused_once_expired_or_its_key_is_withdrawn() {
+    let key = Key::new("k1");
+    let trust = Arc::new(StaticTrust::new(TrustSnapshot {
+        keys: vec![key.public()],
+        ..TrustSnapshot::default()
+    }));
+    let config = VerifierConfig {
+        leeway: Duration::ZERO,
+        ..VerifierConfig::new(ISSUER, AUDIENCE)
+    };
+    let verifier = Verifier::new(config, trust.clone());
+    verifier.refresh().await.unwrap();
+
+    let short = key.sign(&Claims {
+        exp: now() + 1,
+        ..claims()
+    });
+    let long = key.sign(&claims());
+    assert!(verifier.verify(&short).is_ok());
+    assert!(verifier.verify(&long).is_ok());
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(verifier.verify(&short), Err(AuthError::Expired));
+    assert!(verifier.verify(&long).is_ok());
+
+    trust.set(TrustSnapshot::default());
+    verifier.refresh().await.unwrap();
+    assert_eq!(verifier.verify(&long), Err(AuthError::UnknownKey));
+}

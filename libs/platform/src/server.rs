@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
@@ -171,6 +170,13 @@ fn reflection_builder(served: &[&'static str]) -> tonic_reflection::server::Buil
     builder
 }
 
+/// Connections accepted from `listener`, with Nagle's algorithm off: the builder's
+/// `tcp_nodelay` applies only to listeners tonic binds itself, and without it small responses
+/// wait for delayed ACKs (tens of milliseconds).
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 async fn serve_until_shutdown(
     listener: TcpListener,
     routes: Routes,
@@ -182,12 +188,11 @@ async fn serve_until_shutdown(
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(server_span)
         .layer(tower::util::option_layer(auth))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(incoming(listener), async {
             let _ = stop_rx.await;
         });
     let mut server = std::pin::pin!(server);

@@ -8,6 +8,7 @@
 
 mod claims;
 mod error;
+mod identity_trust;
 mod jwks;
 mod layer;
 pub mod methods;
@@ -18,6 +19,7 @@ mod verifier;
 
 pub use claims::{Claims, DEFAULT_TOKEN_LIFETIME, MAX_LEEWAY, MAX_TOKEN_LIFETIME};
 pub use error::AuthError;
+pub use identity_trust::{IdentityTrust, ServiceCredentials};
 pub use jwks::{Jwk, JwkSet};
 pub use layer::{Auth, AuthLayer};
 pub use methods::Access;

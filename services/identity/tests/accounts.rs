@@ -439,3 +439,67 @@ async fn the_bootstrap_admin_is_created_once() {
 async fn every_down_sql_reverts_its_up_sql() {
     ecrm_testkit::assert_migrations_revert(&ecrm_identity::SERVICE).await;
 }
+
+#[tokio::test]
+async fn a_secret_stops_working_when_it_expires() {
+    let harness = Harness::start().await;
+    let (account, lasting) = harness
+        .create_account(pb::PrincipalKind::Internal, "", &["profiles.read"])
+        .await;
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let short = harness
+        .accounts()
+        .add_secret(authed(
+            pb::AddSecretRequest {
+                id: account.id.clone(),
+                expires_at: Some(ecrm_platform::time::to_timestamp(expires_at)),
+            },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        harness
+            .client_token(
+                &account.client_id,
+                &short.client_secret,
+                &["profiles.read"],
+                "profiles"
+            )
+            .await
+            .is_ok()
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    let expired = harness
+        .client_token(
+            &account.client_id,
+            &short.client_secret,
+            &["profiles.read"],
+            "profiles",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(expired.code(), Code::Unauthenticated);
+    assert!(
+        harness
+            .client_token(&account.client_id, &lasting, &["profiles.read"], "profiles")
+            .await
+            .is_ok()
+    );
+    // An expired secret no longer counts towards the two active ones.
+    let listed = harness
+        .accounts()
+        .get_service_account(authed(
+            pb::GetServiceAccountRequest { id: account.id },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(listed.secrets.len(), 1);
+}

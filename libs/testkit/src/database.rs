@@ -89,7 +89,7 @@ impl TestDatabase {
             quote_identifier(&name),
             quote_identifier(&template),
         ))
-        .and_then(|()| conn.batch_execute(&comment_sql(&name)))
+        .and_then(|()| conn.batch_execute(&comment_sql(&name, None)))
         .map_err(Error::query("create the test database"))?;
         Ok(Self {
             name,
@@ -164,13 +164,16 @@ fn connect(url: &DatabaseUrl) -> Result<PgConnection, Error> {
     PgConnection::establish(url.expose()).map_err(Error::Connect)
 }
 
-fn comment_sql(database: &str) -> String {
+/// Marks `database` with its creation time and, for templates, whose template it is (a key of
+/// the test binary and service set), so older builds' templates can be found and dropped.
+fn comment_sql(database: &str, owner: Option<&str>) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
+    let owner = owner.map(|key| format!(" for {key}")).unwrap_or_default();
     format!(
-        "COMMENT ON DATABASE {} IS '{COMMENT_PREFIX}{now}'",
+        "COMMENT ON DATABASE {} IS '{COMMENT_PREFIX}{now}{owner}'",
         quote_identifier(database)
     )
 }
@@ -201,7 +204,7 @@ pub fn with_server_lock<T>(work: impl FnOnce(&mut PgConnection) -> T) -> Result<
 /// The template for `services` in this build of the test binary: made on first use, under a
 /// server-wide advisory lock so concurrent test processes build it once.
 fn ensure_template(server: &PgServer, services: &[&'static ServiceDef]) -> Result<String, Error> {
-    let name = template_name(services)?;
+    let (name, owner) = template_name(services)?;
     let mut known = KNOWN_TEMPLATES
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
@@ -209,7 +212,7 @@ fn ensure_template(server: &PgServer, services: &[&'static ServiceDef]) -> Resul
         return Ok(name);
     }
     with_server_lock(|conn| {
-        build_template_if_missing(server, conn, &name, services)?;
+        build_template_if_missing(server, conn, &name, &owner, services)?;
         reset_role_passwords(conn, services)
     })??;
     known.get_or_insert_default().insert(name.clone());
@@ -242,6 +245,7 @@ fn build_template_if_missing(
     server: &PgServer,
     conn: &mut PgConnection,
     name: &str,
+    owner: &str,
     services: &[&'static ServiceDef],
 ) -> Result<(), Error> {
     let existing: Present = diesel::sql_query(
@@ -271,10 +275,44 @@ fn build_template_if_missing(
         "ALTER DATABASE {} RENAME TO {}; {}",
         quote_identifier(&building),
         quote_identifier(name),
-        comment_sql(name)
+        comment_sql(name, Some(owner))
     ))
     .map_err(Error::query("publish the template"))?;
     tracing::info!(template = name, "test template ready");
+    drop_replaced_templates(conn, name, owner)
+}
+
+/// Drops the templates earlier builds of this test binary made for the same services: each is
+/// a whole database. One still being cloned from by a running test is left for the stale sweep.
+fn drop_replaced_templates(
+    conn: &mut PgConnection,
+    current: &str,
+    owner: &str,
+) -> Result<(), Error> {
+    #[derive(QueryableByName)]
+    struct Replaced {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let replaced: Vec<Replaced> = diesel::sql_query(
+        "SELECT datname AS name FROM pg_database \
+         WHERE starts_with(datname, $1) AND datname <> $2 \
+           AND shobj_description(oid, 'pg_database') LIKE '%' || $3",
+    )
+    .bind::<Text, _>(TEMPLATE_PREFIX)
+    .bind::<Text, _>(current)
+    .bind::<Text, _>(format!(" for {owner}"))
+    .load(conn)
+    .map_err(Error::query("list replaced templates"))?;
+    for template in replaced {
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {}",
+            quote_identifier(&template.name)
+        );
+        if let Err(error) = conn.batch_execute(&sql) {
+            tracing::debug!(database = %template.name, %error, "replaced template still in use");
+        }
+    }
     Ok(())
 }
 
@@ -306,6 +344,7 @@ fn drop_stale_databases(conn: &mut PgConnection) -> Result<(), Error> {
         let Some(created) = database
             .comment
             .strip_prefix(COMMENT_PREFIX)
+            .and_then(|rest| rest.split(' ').next())
             .and_then(|secs| secs.parse::<u64>().ok())
         else {
             continue;
@@ -323,12 +362,19 @@ fn drop_stale_databases(conn: &mut PgConnection) -> Result<(), Error> {
     Ok(())
 }
 
-/// `ecrm_tpl_` + a digest of this test binary's build and the services' migrations: a rebuilt
-/// binary (new migrations embedded) gets a new template, repeated runs reuse theirs.
-fn template_name(services: &[&'static ServiceDef]) -> Result<String, Error> {
+/// (`ecrm_tpl_` + a digest of this test binary's build and the services' migrations, the key of
+/// this binary and service set): a rebuilt binary (new migrations embedded) gets a new template
+/// and drops the one it replaces; repeated runs reuse theirs.
+fn template_name(services: &[&'static ServiceDef]) -> Result<(String, String), Error> {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut owner = ring::digest::Context::new(&ring::digest::SHA256);
+    for def in services {
+        owner.update(def.schema.as_bytes());
+        owner.update(b"/");
+    }
     if let Ok(exe) = std::env::current_exe() {
         context.update(exe.as_os_str().as_encoded_bytes());
+        owner.update(exe.as_os_str().as_encoded_bytes());
         if let Ok(metadata) = std::fs::metadata(&exe) {
             let modified = metadata
                 .modified()
@@ -347,10 +393,14 @@ fn template_name(services: &[&'static ServiceDef]) -> Result<String, Error> {
             context.update(migration.name().to_string().as_bytes());
         }
     }
-    let digest = context.finish();
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(format!("{TEMPLATE_PREFIX}{hex}"))
+    let hex = |digest: ring::digest::Digest| -> String {
+        digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    Ok((
+        format!("{TEMPLATE_PREFIX}{}", hex(context.finish())),
+        hex(owner.finish()),
+    ))
 }

@@ -67,7 +67,12 @@ impl TokensRpc for TokensService {
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let source = request.remote_addr().map(|addr| addr.ip());
         let command = token_request(request.into_inner(), source)?;
-        let issued = self.tokens.issue(command).await?;
+        // In a task of its own: a caller hanging up must not cut the attempt between its
+        // counting and its outcome, which would leave it counted as in flight.
+        let tokens = self.tokens.clone();
+        let issued = tokio::spawn(async move { tokens.issue(command).await })
+            .await
+            .map_err(IdentityError::from)??;
         Ok(Response::new(pb::IssueTokenResponse {
             access_token: issued.token.into_inner(),
             token_type: "Bearer".to_owned(),

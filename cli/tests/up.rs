@@ -493,3 +493,23 @@ fn a_master_key_file_others_can_read_is_refused() {
     assert!(stderr.contains("chmod 600"), "{stderr}");
     assert!(!data.join("pg").exists(), "postgresql was started anyway");
 }
+
+#[test]
+fn a_master_key_reached_through_a_link_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = scratch();
+    let data = scratch.path().join(".ecrm");
+    std::fs::create_dir(&data).unwrap();
+    let elsewhere = scratch.path().join("planted.key");
+    std::fs::write(&elsewhere, "c2VjcmV0LW1hc3Rlci1rZXktdGhhdC1tdXN0LWhpZGU=\n").unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, data.join("identity-master.key")).unwrap();
+
+    let status = ecrm_up(scratch.path(), &["--base-port", "0"])
+        .status()
+        .unwrap();
+
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::fs::read_to_string(scratch.path().join("stderr.log")).unwrap();
+    assert!(stderr.contains("refusing the master key"), "{stderr}");
+}

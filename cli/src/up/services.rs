@@ -60,23 +60,33 @@ impl SuiteSettings {
 /// (mode 0600, through a temporary file renamed into place, so a crash leaves no half key).
 fn master_key_file(path: &Path) -> Result<MasterKey, BuildError> {
     use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let io = |source| BuildError::MasterKeyFile {
         path: path.to_owned(),
         source,
     };
-    match std::fs::symlink_metadata(path) {
-        Ok(metadata) => {
+    // Opened without following a link, then checked on the open file: what is checked is what
+    // is read.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path);
+    match opened {
+        Ok(mut file) => {
+            let metadata = file.metadata().map_err(io)?;
             if !metadata.is_file()
                 || metadata.mode() & 0o077 != 0
                 || metadata.uid() != nix::unistd::geteuid().as_raw()
             {
                 return Err(BuildError::MasterKeyExposed(path.to_owned()));
             }
-            std::fs::read_to_string(path)
-                .map_err(io)?
-                .parse()
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text).map_err(io)?;
+            text.parse()
                 .map_err(|_| BuildError::MasterKeyInvalid(path.to_owned()))
+        }
+        Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
+            Err(BuildError::MasterKeyExposed(path.to_owned()))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let (key, encoded) = MasterKey::generate()?;

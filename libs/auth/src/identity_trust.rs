@@ -13,6 +13,15 @@ use crate::verifier::{SourceError, TrustSnapshot, TrustSource};
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
+/// When a token's lifetime cannot be read (clock skew), it is renewed after this long.
+const FALLBACK_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// The service's current token, and when to renew it and when it stops being usable.
+struct CachedToken {
+    token: String,
+    renew_at: Instant,
+    expires_at: Instant,
+}
 
 /// The service's own credentials at identity: an internal service account.
 #[derive(Clone)]
@@ -36,7 +45,7 @@ impl std::fmt::Debug for ServiceCredentials {
 pub struct IdentityTrust {
     channel: Channel,
     credentials: ServiceCredentials,
-    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    token: tokio::sync::Mutex<Option<CachedToken>>,
 }
 
 impl std::fmt::Debug for IdentityTrust {
@@ -60,14 +69,31 @@ impl IdentityTrust {
         }
     }
 
-    /// The service's token for identity, renewed shortly before it expires.
+    /// The service's token for identity, renewed shortly before it expires. A failed renewal
+    /// keeps the current token while it lasts: identity being slow is no reason to log in again
+    /// and again.
     async fn token(&self) -> Result<String, SourceError> {
         let mut cached = self.token.lock().await;
-        if let Some((token, renew_at)) = cached.as_ref()
-            && Instant::now() < *renew_at
+        let now = Instant::now();
+        if let Some(current) = cached.as_ref()
+            && now < current.renew_at
         {
-            return Ok(token.clone());
+            return Ok(current.token.clone());
         }
+        match self.log_in().await {
+            Ok(fresh) => {
+                let token = fresh.token.clone();
+                *cached = Some(fresh);
+                Ok(token)
+            }
+            Err(error) => match cached.as_ref() {
+                Some(current) if now < current.expires_at => Ok(current.token.clone()),
+                _ => Err(error),
+            },
+        }
+    }
+
+    async fn log_in(&self) -> Result<CachedToken, SourceError> {
         let issued = TokensClient::new(self.channel.clone())
             .issue_token(pb::IssueTokenRequest {
                 grant: Some(pb::issue_token_request::Grant::ClientCredentials(
@@ -91,10 +117,13 @@ impl IdentityTrust {
                     .as_secs();
                 u64::try_from(at.seconds).ok()?.checked_sub(now)
             })
-            .map_or(Duration::ZERO, Duration::from_secs);
-        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
-        *cached = Some((issued.access_token.clone(), renew_at));
-        Ok(issued.access_token)
+            .map_or(FALLBACK_LIFETIME, Duration::from_secs);
+        let now = Instant::now();
+        Ok(CachedToken {
+            token: issued.access_token,
+            renew_at: now + lifetime.saturating_sub(RENEW_BEFORE),
+            expires_at: now + lifetime,
+        })
     }
 
     async fn snapshot(&self) -> Result<TrustSnapshot, SourceError> {
@@ -112,8 +141,11 @@ impl IdentityTrust {
         let revocations = match client.list_revocations(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => {
-                // The token may have been revoked or its key withdrawn: get a new one next time.
-                *self.token.lock().await = None;
+                // Refused: the token was revoked or its key withdrawn; log in again next time.
+                // Any other failure is identity's, and the token is still good.
+                if status.code() == tonic::Code::Unauthenticated {
+                    *self.token.lock().await = None;
+                }
                 return Err(failed(status));
             }
         };

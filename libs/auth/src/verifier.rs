@@ -105,7 +105,7 @@ pub struct VerifierConfig {
     pub refresh_interval: Duration,
     /// How long the last successful fetch may be relied on. Past it (the identity service
     /// unreachable), calls are refused as UNAVAILABLE: revocations must not silently stop
-    /// taking effect.
+    /// taking effect. Must exceed `refresh_interval` plus a fetch (up to 10 s).
     pub max_staleness: Duration,
 }
 

@@ -28,6 +28,8 @@ const TEMPLATE_PREFIX: &str = "ecrm_tpl_";
 const COMMENT_PREFIX: &str = "ecrm testkit created ";
 /// Databases left by killed test processes, or templates of older builds, are dropped after this.
 const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// A template of an earlier build is dropped once it is this old.
+const REPLACED_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// Templates this process already made sure of, by name.
 static KNOWN_TEMPLATES: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -293,9 +295,12 @@ fn drop_replaced_templates(
     struct Replaced {
         #[diesel(sql_type = Text)]
         name: String,
+        #[diesel(sql_type = Text)]
+        comment: String,
     }
     let replaced: Vec<Replaced> = diesel::sql_query(
-        "SELECT datname AS name FROM pg_database \
+        "SELECT datname AS name, shobj_description(oid, 'pg_database') AS comment \
+         FROM pg_database \
          WHERE starts_with(datname, $1) AND datname <> $2 \
            AND shobj_description(oid, 'pg_database') LIKE '%' || $3",
     )
@@ -304,7 +309,21 @@ fn drop_replaced_templates(
     .bind::<Text, _>(format!(" for {owner}"))
     .load(conn)
     .map_err(Error::query("list replaced templates"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     for template in replaced {
+        // A run of the previous build may still be going and clone from it a while longer.
+        let created = template
+            .comment
+            .strip_prefix(COMMENT_PREFIX)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|secs| secs.parse::<u64>().ok())
+            .unwrap_or(now);
+        if now.saturating_sub(created) < REPLACED_AFTER.as_secs() {
+            continue;
+        }
         let sql = format!(
             "DROP DATABASE IF EXISTS {}",
             quote_identifier(&template.name)

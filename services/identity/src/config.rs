@@ -9,6 +9,9 @@ use ecrm_platform::config::{ConfigError, SecretParser};
 
 use ecrm_auth::MAX_TOKEN_LIFETIME;
 
+/// Longest refresh interval: well within the verifier's staleness bound (60 s).
+const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct IdentityConfig {
     /// Key that seals the signing keys at rest: 32 bytes, base64. Keep it in a secret store;
@@ -79,11 +82,17 @@ impl IdentityConfig {
                 reason: "must be between 1s and 24h".to_owned(),
             });
         }
-        if self.auth_refresh_interval.is_zero() {
+        // A refresh, plus a fetch that may take its timeout, must land before the snapshot is
+        // too old to trust.
+        if self.auth_refresh_interval.is_zero() || self.auth_refresh_interval > MAX_REFRESH_INTERVAL
+        {
             return Err(ConfigError {
                 flag: "--auth-refresh-interval",
                 env: "ECRM_AUTH_REFRESH_INTERVAL",
-                reason: "must be more than zero".to_owned(),
+                reason: format!(
+                    "must be more than zero and at most {} s",
+                    MAX_REFRESH_INTERVAL.as_secs()
+                ),
             });
         }
         if self.key_publish_delay <= self.auth_refresh_interval {

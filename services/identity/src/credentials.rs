@@ -20,7 +20,7 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_SECRET_BYTES: usize = 1024;
 
 /// How long a login waits for a hashing slot before it is turned away.
-const HASHING_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const HASHING_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Hashing on blocking threads, at most one per core at a time: the token endpoint needs no
 /// token, so unbounded hashing would let anyone exhaust memory (19 MiB each) and threads.
@@ -49,9 +49,14 @@ impl HashPool {
     pub async fn hash(&self, secret: &Secret<String>) -> Result<String, IdentityError> {
         let permit = self.slot().await?;
         let (hasher, secret) = (self.hasher.clone(), secret.clone());
-        let hashed = tokio::task::spawn_blocking(move || hasher.hash(secret.expose())).await?;
-        drop(permit);
-        hashed
+        // The slot is released by the blocking work itself: a caller that gives up does not
+        // stop a hash already running, so it must not free its slot either.
+        tokio::task::spawn_blocking(move || {
+            let hashed = hasher.hash(secret.expose());
+            drop(permit);
+            hashed
+        })
+        .await?
     }
 
     /// [`Hasher::matches_any`] against exactly `count` hashes, padding with the decoy, so
@@ -70,10 +75,11 @@ impl HashPool {
                 hashes.push(hasher.decoy.clone());
             }
             // A decoy never matches: it hashes 32 random bytes nobody knows.
-            hasher.matches_any(secret.expose(), &hashes)
+            let matched = hasher.matches_any(secret.expose(), &hashes);
+            drop(permit);
+            matched
         })
         .await?;
-        drop(permit);
         Ok(matched)
     }
 }

@@ -85,6 +85,7 @@ impl Identity {
             refresh_interval: config.auth_refresh_interval,
             ..VerifierConfig::new(config.issuer.clone(), SERVICE.name)
         };
+        spawn_sweeper(tokens.clone(), context.shutdown.clone());
         let verifier = Verifier::start(
             verifier_config,
             trust::LocalTrust {
@@ -143,6 +144,26 @@ impl Identity {
     pub async fn signer(&self, kid: &str) -> Result<Arc<TokenSigner>, IdentityError> {
         self.keys.signer_by_kid(kid).await
     }
+}
+
+/// How often stale login counters and expired revocations are deleted.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn spawn_sweeper(
+    tokens: Arc<tokens::domain::Tokens>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = tokens.sweep().await {
+                tracing::warn!(error = %error, "cannot sweep login counters and revocations");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            }
+        }
+    });
 }
 
 /// Builds the service for `ecrm_platform::serve`: the routes, after creating the bootstrap admin

@@ -49,10 +49,20 @@ async fn a_revoked_token_is_refused_within_the_refresh_interval() {
     // Other tokens of the same principal still work.
     assert!(harness.call_with(&harness.admin_token).await.is_ok());
 
-    // Verifiers of other services learn it from ListRevocations.
+    // Verifiers of other services learn it from ListRevocations, with their own tokens.
+    let (service, secret) = harness
+        .create_account(pb::PrincipalKind::Internal, "", &["profiles.read"])
+        .await;
+    let service_token = harness
+        .client_token(&service.client_id, &secret, &["profiles.read"], "identity")
+        .await
+        .unwrap();
     let revocations = harness
         .tokens()
-        .list_revocations(authed(pb::ListRevocationsRequest {}, &harness.admin_token))
+        .list_revocations(authed(
+            pb::ListRevocationsRequest {},
+            &service_token.access_token,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -177,4 +187,33 @@ async fn a_disabled_operator_is_refused_within_the_bound() {
         took.is_some(),
         "disabled operator still accepted after {BOUND:?}"
     );
+}
+
+#[tokio::test]
+async fn only_internal_services_read_the_revocation_list() {
+    let harness = Harness::start().await;
+    let (partner, secret) = harness
+        .create_account(
+            pb::PrincipalKind::Partner,
+            "air-example",
+            &["profiles.read"],
+        )
+        .await;
+    let token = harness
+        .client_token(&partner.client_id, &secret, &["profiles.read"], "identity")
+        .await
+        .unwrap();
+
+    let refused = harness
+        .tokens()
+        .list_revocations(authed(pb::ListRevocationsRequest {}, &token.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let anonymous = harness
+        .tokens()
+        .list_revocations(pb::ListRevocationsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
 }

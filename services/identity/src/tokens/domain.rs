@@ -116,6 +116,15 @@ struct LoginSubject {
     hashes: Vec<Secret<String>>,
 }
 
+/// How a counted attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// No credential was judged (no hashing slot, a database error): not a failure.
+    Undecided,
+}
+
 /// What verifiers must know besides the keys.
 #[derive(Debug, Default)]
 pub struct Revocations {
@@ -170,8 +179,13 @@ impl Tokens {
         let (name_key, attempt_key) = self.attempt_keys(&request.grant, request.source);
         self.start_attempt(attempt_key.clone(), name_key).await?;
         let checked = self.check(&request).await;
-        let succeeded = matches!(checked, Ok(Some(_)));
-        self.finish_attempt(attempt_key, succeeded).await?;
+        let outcome = match &checked {
+            Ok(Some(_)) => Outcome::Succeeded,
+            Ok(None) => Outcome::Failed,
+            // Busy, or the database: no guess was judged, so none is counted.
+            Err(_) => Outcome::Undecided,
+        };
+        self.finish_attempt(attempt_key, outcome).await?;
         let Some(subject) = checked? else {
             return Err(IdentityError::InvalidCredentials);
         };
@@ -237,12 +251,17 @@ impl Tokens {
     async fn finish_attempt(
         &self,
         attempt_key: String,
-        succeeded: bool,
+        outcome: Outcome,
     ) -> Result<(), IdentityError> {
         self.db
             .run(move |conn| {
-                let failures = store::update_finish(conn, &attempt_key, succeeded)?;
-                if let Some(block) = block_after(failures) {
+                // The counters may be gone: an operator's password reset clears them.
+                let Some(failures) = store::update_finish(conn, &attempt_key, outcome)? else {
+                    return Ok(());
+                };
+                if outcome == Outcome::Failed
+                    && let Some(block) = block_after(failures)
+                {
                     let until = Utc::now()
                         + chrono::Duration::from_std(block).unwrap_or(chrono::Duration::MAX);
                     store::update_blocked_until(conn, &attempt_key, until)?;
@@ -263,7 +282,7 @@ impl Tokens {
             Grant::ClientCredentials { client_id, .. } => format!("client:{client_id}"),
             Grant::OperatorPassword { username, .. } => format!("operator:{username}"),
         };
-        let source = source.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let source = source.map_or_else(|| "unknown".to_owned(), |ip| source_group(ip).to_string());
         (
             self.attempts.index(name.as_bytes()),
             self.attempts.index(format!("{name}@{source}").as_bytes()),
@@ -376,6 +395,19 @@ impl Tokens {
         Ok(newly)
     }
 
+    /// Forgets what no longer matters: attempt counters idle for a day, revocations of tokens
+    /// that have expired.
+    pub async fn sweep(&self) -> Result<(), IdentityError> {
+        self.db
+            .run(|conn| {
+                let now = Utc::now();
+                store::delete_idle_attempts(conn, now, chrono::Duration::days(1))?;
+                store::delete_revoked_expired(conn, now)?;
+                Ok::<_, IdentityError>(())
+            })
+            .await
+    }
+
     /// Revoked tokens still live, and every disabled principal.
     pub async fn revocations(&self) -> Result<Revocations, IdentityError> {
         self.db
@@ -414,9 +446,34 @@ impl Tokens {
     }
 }
 
+/// The unit attempts are counted per: the address itself for IPv4, the /64 network for IPv6,
+/// where one host may hold a whole /64.
+fn source_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        IpAddr::V4(_) => ip,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_from_one_ipv6_network_count_together() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_group(a), source_group(b));
+        assert_ne!(source_group(a), source_group(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(source_group(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(source_group(v4), v4);
+    }
 
     #[test]
     fn logins_are_blocked_from_the_fifth_attempt_doubling_up_to_fifteen_minutes() {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ecrm_auth::Principal;
+use ecrm_auth::{Principal, PrincipalKind};
 use ecrm_crypto::Secret;
 use ecrm_platform::time::to_timestamp;
 use ecrm_proto::ecrm::identity::v1 as pb;
@@ -19,7 +19,16 @@ pub struct TokensService {
     pub tokens: Arc<Tokens>,
 }
 
-/// The checked request, with the caller's address for attempt counting.
+/// The checked request, with the caller's address (attempts are counted per source).
+impl TryFrom<Request<pb::IssueTokenRequest>> for TokenRequest {
+    type Error = IdentityError;
+
+    fn try_from(request: Request<pb::IssueTokenRequest>) -> Result<Self, Self::Error> {
+        let source = request.remote_addr().map(|addr| addr.ip());
+        token_request(request.into_inner(), source)
+    }
+}
+
 fn token_request(
     request: pb::IssueTokenRequest,
     source: Option<std::net::IpAddr>,
@@ -65,8 +74,7 @@ impl TokensRpc for TokensService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let source = request.remote_addr().map(|addr| addr.ip());
-        let command = token_request(request.into_inner(), source)?;
+        let command = TokenRequest::try_from(request)?;
         // In a task of its own: a caller hanging up must not cut the attempt between its
         // counting and its outcome, which would leave it counted as in flight.
         let tokens = self.tokens.clone();
@@ -117,8 +125,15 @@ impl TokensRpc for TokensService {
 
     async fn list_revocations(
         &self,
-        _request: Request<pb::ListRevocationsRequest>,
+        request: Request<pb::ListRevocationsRequest>,
     ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
+        // The verifiers of the suite's own services read it; partners and people have no need.
+        if Principal::of(&request)?.kind != PrincipalKind::Internal {
+            return Err(IdentityError::PermissionDenied(
+                "revocations are for the suite's internal services".to_owned(),
+            )
+            .into());
+        }
         let revocations = self.tokens.revocations().await?;
         Ok(Response::new(pb::ListRevocationsResponse {
             revoked_tokens: revocations

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
+use super::domain::Outcome;
 use crate::schema::identity::{login_attempts, revoked_tokens};
 
 /// Records a revocation; false when the token was revoked already.
@@ -94,19 +95,20 @@ pub fn update_start(
         .map(drop)
 }
 
-/// Records the outcome of a checked attempt: a success clears the failures, a failure adds
-/// one. Returns the failures counted now.
+/// Records how a counted attempt ended: a success clears the failures, a failure adds one,
+/// an undecided one only leaves the in-flight count. Returns the failures counted now, or
+/// `None` when the counters were cleared meanwhile.
 pub fn update_finish(
     conn: &mut PgConnection,
     attempt_key: &str,
-    succeeded: bool,
-) -> QueryResult<i32> {
+    outcome: Outcome,
+) -> QueryResult<Option<i32>> {
     use diesel::dsl::sql;
     use diesel::sql_types::Integer;
-    let failures = if succeeded {
-        sql::<Integer>("0")
-    } else {
-        sql::<Integer>("failures + 1")
+    let failures = match outcome {
+        Outcome::Succeeded => sql::<Integer>("0"),
+        Outcome::Failed => sql::<Integer>("failures + 1"),
+        Outcome::Undecided => sql::<Integer>("failures"),
     };
     diesel::update(login_attempts::table.find(attempt_key))
         .set((
@@ -115,6 +117,26 @@ pub fn update_finish(
         ))
         .returning(login_attempts::failures)
         .get_result(conn)
+        .optional()
+}
+
+/// Forgets counters nobody has used for `idle`, with no block running: a quiet day wipes a
+/// name's slate.
+pub fn delete_idle_attempts(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    idle: chrono::Duration,
+) -> QueryResult<usize> {
+    diesel::delete(
+        login_attempts::table
+            .filter(login_attempts::last_attempt_at.lt(now - idle))
+            .filter(
+                login_attempts::blocked_until
+                    .is_null()
+                    .or(login_attempts::blocked_until.lt(now)),
+            ),
+    )
+    .execute(conn)
 }
 
 pub fn update_blocked_until(

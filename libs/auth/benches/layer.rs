@@ -11,53 +11,15 @@ use ecrm_auth::{
     AuthLayer, Claims, PrincipalKind, Scope, Scopes, StaticTrust, TokenSigner, TrustSnapshot,
     Verifier, VerifierConfig,
 };
+use ecrm_proto::ecrm::privacy::v1::DescribeRequest;
 use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
-use ecrm_proto::ecrm::privacy::v1::personal_data_server::{PersonalData, PersonalDataServer};
-use ecrm_proto::ecrm::privacy::v1::{
-    DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ExportRequest, ExportResponse,
-    RestrictRequest, RestrictResponse,
-};
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
+use ecrm_testkit::NoPersonalData;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use tokio::runtime::Runtime;
+use tonic::Request;
 use tonic::transport::{Channel, Server};
-use tonic::{Request, Response, Status};
-
-/// Answers `Describe` from memory.
-struct NoDatabase;
-
-#[tonic::async_trait]
-impl PersonalData for NoDatabase {
-    async fn describe(
-        &self,
-        _: Request<DescribeRequest>,
-    ) -> Result<Response<DescribeResponse>, Status> {
-        Ok(Response::new(DescribeResponse {
-            service: "bench".to_owned(),
-            categories: vec![],
-        }))
-    }
-
-    type ExportStream = tokio_stream::Empty<Result<ExportResponse, Status>>;
-
-    async fn export(
-        &self,
-        _: Request<ExportRequest>,
-    ) -> Result<Response<Self::ExportStream>, Status> {
-        Ok(Response::new(tokio_stream::empty()))
-    }
-
-    async fn erase(&self, _: Request<EraseRequest>) -> Result<Response<EraseResponse>, Status> {
-        Err(Status::unimplemented("bench"))
-    }
-
-    async fn restrict(
-        &self,
-        _: Request<RestrictRequest>,
-    ) -> Result<Response<RestrictResponse>, Status> {
-        Err(Status::unimplemented("bench"))
-    }
-}
 
 fn token_and_verifier(runtime: &Runtime) -> (String, Verifier) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
@@ -97,7 +59,7 @@ async fn serve(layer: Option<AuthLayer>) -> SocketAddr {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = Server::builder()
         .layer(tower::util::option_layer(layer))
-        .add_service(PersonalDataServer::new(NoDatabase))
+        .add_service(PersonalDataServer::new(NoPersonalData::new("bench")))
         .serve_with_incoming(incoming);
     tokio::spawn(server);
     addr

@@ -10,6 +10,7 @@
 mod auth;
 mod database;
 mod error;
+mod personal_data;
 mod server;
 mod service;
 mod snapshot;
@@ -17,6 +18,7 @@ mod snapshot;
 pub use auth::{TEST_ISSUER, TestAuth, TokenSpec};
 pub use database::{TEST_ROLE_PASSWORD, TestDatabase, with_server_lock};
 pub use error::Error;
+pub use personal_data::NoPersonalData;
 pub use server::PgServer;
 pub use service::{TestServer, start_server, start_service};
 pub use snapshot::{SchemaSnapshot, assert_migrations_revert, check_migrations_revert};

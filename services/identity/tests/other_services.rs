@@ -14,52 +14,14 @@ use ecrm_auth::{IdentityTrust, ServiceCredentials, Verifier, VerifierConfig};
 use ecrm_platform::ServiceRoutes;
 use ecrm_proto::ecrm::identity::v1 as pb;
 use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
-use ecrm_proto::ecrm::privacy::v1::personal_data_server::{PersonalData, PersonalDataServer};
-use ecrm_proto::ecrm::privacy::v1::{
-    DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ExportRequest, ExportResponse,
-    RestrictRequest, RestrictResponse,
-};
-use ecrm_testkit::{TestServer, start_server};
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
+use ecrm_proto::ecrm::privacy::v1::{DescribeRequest, DescribeResponse};
+use ecrm_testkit::{NoPersonalData, TestServer, start_server};
 use support::{Harness, PUBLISH_DELAY, REFRESH, authed, within};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Response, Status};
 
-/// A stand-in for the profiles service: its `PersonalData` answers `Describe`.
-struct Profiles;
-
-#[tonic::async_trait]
-impl PersonalData for Profiles {
-    async fn describe(
-        &self,
-        _: Request<DescribeRequest>,
-    ) -> Result<Response<DescribeResponse>, Status> {
-        Ok(Response::new(DescribeResponse {
-            service: "profiles".to_owned(),
-            categories: vec![],
-        }))
-    }
-
-    type ExportStream = tokio_stream::Empty<Result<ExportResponse, Status>>;
-
-    async fn export(
-        &self,
-        _: Request<ExportRequest>,
-    ) -> Result<Response<Self::ExportStream>, Status> {
-        Ok(Response::new(tokio_stream::empty()))
-    }
-
-    async fn erase(&self, _: Request<EraseRequest>) -> Result<Response<EraseResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
-    }
-
-    async fn restrict(
-        &self,
-        _: Request<RestrictRequest>,
-    ) -> Result<Response<RestrictResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
-    }
-}
-
-/// The stand-in, verifying with what it fetches from `harness`'s identity service.
+/// A stand-in for the profiles service (its `PersonalData`, holding nothing), verifying with
+/// what it fetches from `harness`'s identity service.
 async fn profiles_trusting(
     harness: &Harness,
     shutdown: tokio_util::sync::CancellationToken,
@@ -80,9 +42,11 @@ async fn profiles_trusting(
         ..VerifierConfig::new("ecrm-identity", "profiles")
     };
     let verifier = Verifier::start(config, trust, shutdown).await;
-    start_server(ServiceRoutes::new(verifier).with(PersonalDataServer::new(Profiles)))
-        .await
-        .unwrap()
+    start_server(
+        ServiceRoutes::new(verifier).with(PersonalDataServer::new(NoPersonalData::new("profiles"))),
+    )
+    .await
+    .unwrap()
 }
 
 async fn describe(server: &TestServer, token: &str) -> Result<DescribeResponse, Status> {

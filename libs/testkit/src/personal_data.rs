@@ -1,0 +1,77 @@
+//! A `PersonalData` server for a service that holds nothing about anyone: for tests and
+//! benchmarks of what surrounds a service (authentication, serving, callers), where the
+//! service's own data does not matter.
+
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
+use ecrm_proto::ecrm::privacy::v1::{
+    DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ErasureReceipt, ExportRequest,
+    ExportResponse, RestrictRequest, RestrictResponse,
+};
+use tonic::{Request, Response, Status};
+
+/// Describes no category, exports nothing, erases nothing (with a receipt saying so) and
+/// acknowledges restrictions.
+#[derive(Debug, Clone, Copy)]
+pub struct NoPersonalData {
+    service: &'static str,
+}
+
+impl NoPersonalData {
+    pub fn new(service: &'static str) -> Self {
+        Self { service }
+    }
+}
+
+fn now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(std::time::SystemTime::now())
+}
+
+#[tonic::async_trait]
+impl PersonalData for NoPersonalData {
+    async fn describe(
+        &self,
+        _: Request<DescribeRequest>,
+    ) -> Result<Response<DescribeResponse>, Status> {
+        Ok(Response::new(DescribeResponse {
+            service: self.service.to_owned(),
+            categories: vec![],
+        }))
+    }
+
+    type ExportStream = tokio_stream::Empty<Result<ExportResponse, Status>>;
+
+    async fn export(
+        &self,
+        _: Request<ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        Ok(Response::new(tokio_stream::empty()))
+    }
+
+    async fn erase(
+        &self,
+        request: Request<EraseRequest>,
+    ) -> Result<Response<EraseResponse>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(EraseResponse {
+            receipt: Some(ErasureReceipt {
+                service: self.service.to_owned(),
+                subject_id: request.subject_id,
+                request_id: request.request_id,
+                erased: vec![],
+                retained: vec![],
+                completed_at: Some(now()),
+                replayed: false,
+            }),
+        }))
+    }
+
+    async fn restrict(
+        &self,
+        request: Request<RestrictRequest>,
+    ) -> Result<Response<RestrictResponse>, Status> {
+        Ok(Response::new(RestrictResponse {
+            restricted: request.into_inner().restricted,
+            effective_at: Some(now()),
+        }))
+    }
+}

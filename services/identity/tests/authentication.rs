@@ -244,17 +244,12 @@ async fn a_token_without_the_methods_scope_is_permission_denied() {
     let harness = Harness::start().await;
     let officer_password = "officer-password-long";
     harness
-        .operators()
-        .create_operator(support::authed(
-            pb::CreateOperatorRequest {
-                username: "officer".to_owned(),
-                password: officer_password.to_owned(),
-                roles: vec![pb::OperatorRole::ComplianceOfficer.into()],
-            },
-            &harness.admin_token,
-        ))
-        .await
-        .unwrap();
+        .create_operator(
+            "officer",
+            officer_password,
+            pb::OperatorRole::ComplianceOfficer,
+        )
+        .await;
     let officer = harness
         .login("officer", officer_password, &["dsr.submit"], "identity")
         .await

@@ -77,17 +77,12 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
     let changed_password = "changed-password-to-hide";
     secrets.extend([operator_password.to_owned(), changed_password.to_owned()]);
     harness
-        .operators()
-        .create_operator(authed(
-            pb::CreateOperatorRequest {
-                username: "officer".to_owned(),
-                password: operator_password.to_owned(),
-                roles: vec![pb::OperatorRole::ComplianceOfficer.into()],
-            },
-            &harness.admin_token,
-        ))
-        .await
-        .unwrap();
+        .create_operator(
+            "officer",
+            operator_password,
+            pb::OperatorRole::ComplianceOfficer,
+        )
+        .await;
     harness
         .operators()
         .set_password(authed(

@@ -148,20 +148,8 @@ async fn a_disabled_operator_is_refused_within_the_bound() {
     let harness = Harness::start().await;
     let password = "marketer-password-long";
     let created = harness
-        .operators()
-        .create_operator(authed(
-            pb::CreateOperatorRequest {
-                username: "marketer@example.com".to_owned(),
-                password: password.to_owned(),
-                roles: vec![pb::OperatorRole::Admin.into()],
-            },
-            &harness.admin_token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .operator
-        .unwrap();
+        .create_operator("marketer@example.com", password, pb::OperatorRole::Admin)
+        .await;
     let token = harness
         .login(&created.username, password, &["identity.admin"], "identity")
         .await

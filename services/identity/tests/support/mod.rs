@@ -185,6 +185,29 @@ impl Harness {
         (response.account.unwrap(), response.client_secret)
     }
 
+    /// Creates an operator as admin.
+    pub async fn create_operator(
+        &self,
+        username: &str,
+        password: &str,
+        role: pb::OperatorRole,
+    ) -> pb::Operator {
+        self.operators()
+            .create_operator(authed(
+                pb::CreateOperatorRequest {
+                    username: username.to_owned(),
+                    password: password.to_owned(),
+                    roles: vec![role.into()],
+                },
+                &self.admin_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .operator
+            .unwrap()
+    }
+
     /// `ListSigningKeys` with `token`: a call that needs identity.admin and no data.
     pub async fn call_with(&self, token: &str) -> Result<pb::ListSigningKeysResponse, Status> {
         self.keys()

@@ -81,6 +81,63 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.identity.v1.SigningKeys/ListSigningKeys",
         Access::Scope(Scope::IdentityAdmin),
     ),
+    // ecrm.profiles.v1: partners are further limited by the handlers to their own subjects.
+    (
+        "ecrm.profiles.v1.Profiles/UpsertProfile",
+        Access::Scope(Scope::ProfilesWrite),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/GetProfile",
+        Access::Scope(Scope::ProfilesRead),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/UpdateProfile",
+        Access::Scope(Scope::ProfilesWrite),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/AddIdentifier",
+        Access::Scope(Scope::ProfilesWrite),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/RemoveIdentifier",
+        Access::Scope(Scope::ProfilesWrite),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/MergeProfiles",
+        Access::Scope(Scope::ProfilesWrite),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/ListProfiles",
+        Access::Scope(Scope::ProfilesRead),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/DefineAttribute",
+        Access::Scope(Scope::ProfilesWrite),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/ListAttributeDefinitions",
+        Access::Scope(Scope::ProfilesRead),
+    ),
+    (
+        "ecrm.profiles.v1.Profiles/WatchChanges",
+        Access::Scope(Scope::ProfilesRead),
+    ),
+    (
+        "ecrm.profiles.v1.Interactions/RecordInteractions",
+        Access::Scope(Scope::EventsWrite),
+    ),
+    (
+        "ecrm.profiles.v1.Interactions/ListInteractions",
+        Access::Scope(Scope::ProfilesRead),
+    ),
+    (
+        "ecrm.profiles.v1.PartnerSync/UpsertPartnerProfile",
+        Access::Scope(Scope::ProfilesWrite),
+    ),
+    (
+        "ecrm.profiles.v1.PartnerSync/PullChanges",
+        Access::Scope(Scope::ProfilesRead),
+    ),
     // ecrm.privacy.v1: only the data subject request orchestrator.
     (
         "ecrm.privacy.v1.PersonalData/Describe",

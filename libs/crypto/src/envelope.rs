@@ -23,58 +23,43 @@ pub enum CryptoError {
     Unsealable,
 }
 
-/// A 256-bit key that seals other keys and data at rest, and from which purpose-bound keys are
-/// derived (HKDF-SHA256). `Debug` prints nothing of it.
-pub struct MasterKey {
+/// AES-256-GCM with a random nonce per message; the one sealed format of this crate:
+/// `FORMAT_V1 || nonce || ciphertext || tag`.
+struct Aead {
     key: LessSafeKey,
-    derivation: ring::hkdf::Prk,
     rng: SystemRandom,
 }
 
-impl MasterKey {
-    /// A fresh random key, with its base64 form to store.
-    pub fn generate() -> Result<(Self, String), CryptoError> {
-        let mut bytes = [0_u8; KEY_LEN];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| CryptoError::Random)?;
-        let encoded = STANDARD.encode(bytes);
-        Ok((Self::from_bytes(&bytes)?, encoded))
-    }
-
-    fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+impl Aead {
+    fn new(bytes: &[u8]) -> Result<Self, CryptoError> {
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadKey)?;
-        let derivation =
-            ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"ecrm-master-key-v1").extract(bytes);
         Ok(Self {
             key: LessSafeKey::new(key),
-            derivation,
             rng: SystemRandom::new(),
         })
     }
 
-    /// Encrypts `plaintext`; `context` (e.g. "identity.signing_key:<kid>") must be given again
-    /// to open it, so a ciphertext moved to another row does not decrypt.
-    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0_u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| CryptoError::Random)?;
-        let mut in_out = plaintext.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context),
-                &mut in_out,
-            )
-            .map_err(|_| CryptoError::Unsealable)?;
-        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
+        let mut sealed =
+            Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
         sealed.push(FORMAT_V1);
         sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&in_out);
+        sealed.extend_from_slice(plaintext);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut sealed[1 + NONCE_LEN..],
+            )
+            .map_err(|_| CryptoError::Unsealable)?;
+        sealed.extend_from_slice(tag.as_ref());
         Ok(sealed)
     }
 
-    /// Decrypts what [`MasterKey::seal`] made with the same `context`.
-    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let Some((&FORMAT_V1, rest)) = sealed.split_first() else {
             return Err(CryptoError::Unsealable);
         };
@@ -88,7 +73,90 @@ impl MasterKey {
             .key
             .open_in_place(nonce, Aad::from(context), &mut in_out)
             .map_err(|_| CryptoError::Unsealable)?;
-        Ok(plaintext.to_vec())
+        let len = plaintext.len();
+        in_out.truncate(len);
+        Ok(in_out)
+    }
+}
+
+fn random_key(rng: &SystemRandom) -> Result<[u8; KEY_LEN], CryptoError> {
+    let mut bytes = [0_u8; KEY_LEN];
+    rng.fill(&mut bytes).map_err(|_| CryptoError::Random)?;
+    Ok(bytes)
+}
+
+/// A 256-bit key that seals other keys and data at rest, and from which purpose-bound keys are
+/// derived (HKDF-SHA256). `Debug` prints nothing of it.
+pub struct MasterKey {
+    aead: Aead,
+    derivation: ring::hkdf::Prk,
+}
+
+impl MasterKey {
+    /// A fresh random key, with its base64 form to store.
+    pub fn generate() -> Result<(Self, String), CryptoError> {
+        let bytes = random_key(&SystemRandom::new())?;
+        let encoded = STANDARD.encode(bytes);
+        Ok((Self::from_bytes(&bytes)?, encoded))
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let derivation =
+            ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"ecrm-master-key-v1").extract(bytes);
+        Ok(Self {
+            aead: Aead::new(bytes)?,
+            derivation,
+        })
+    }
+
+    /// Encrypts `plaintext`; `context` (e.g. "identity.signing_key:<kid>") must be given again
+    /// to open it, so a ciphertext moved to another row does not decrypt.
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.aead.seal(context, plaintext)
+    }
+
+    /// Decrypts what [`MasterKey::seal`] made with the same `context`.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.aead.open(context, sealed)
+    }
+
+    /// A fresh data key, and its form wrapped (sealed) under this master key for `context` (e.g.
+    /// the subject it belongs to): store only the wrapped form.
+    pub fn new_data_key(&self, context: &[u8]) -> Result<(DataKey, Vec<u8>), CryptoError> {
+        let bytes = random_key(&self.aead.rng)?;
+        let wrapped = self.seal(context, &bytes)?;
+        Ok((DataKey(Aead::new(&bytes)?), wrapped))
+    }
+
+    /// The data key that [`MasterKey::new_data_key`] wrapped for `context`.
+    pub fn open_data_key(&self, context: &[u8], wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let bytes = self.open(context, wrapped)?;
+        if bytes.len() != KEY_LEN {
+            return Err(CryptoError::Unsealable);
+        }
+        Ok(DataKey(Aead::new(&bytes)?))
+    }
+}
+
+/// A key that encrypts one owner's data (e.g. one data subject's), so that destroying its
+/// wrapped form makes every copy of that data unreadable (crypto-shredding).
+pub struct DataKey(Aead);
+
+impl DataKey {
+    /// Encrypts `plaintext` bound to `context` (e.g. the row and column it is stored in).
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.0.seal(context, plaintext)
+    }
+
+    /// Decrypts what [`DataKey::seal`] made with the same `context`.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.0.open(context, sealed)
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(****)")
     }
 }
 
@@ -230,5 +298,25 @@ mod tests {
             Err(CryptoError::BadKey)
         ));
         assert_eq!(format!("{parsed:?}"), "MasterKey(****)");
+    }
+
+    #[test]
+    fn data_keys_open_only_through_their_wrapped_form_and_context() {
+        let master = key();
+        let (data, wrapped) = master.new_data_key(b"subject:1").unwrap();
+        let sealed = data.seal(b"profile:name", b"Jane").unwrap();
+        let reopened = master.open_data_key(b"subject:1", &wrapped).unwrap();
+        assert_eq!(reopened.open(b"profile:name", &sealed).unwrap(), b"Jane");
+        assert_eq!(
+            reopened.open(b"profile:email", &sealed),
+            Err(CryptoError::Unsealable)
+        );
+        assert!(master.open_data_key(b"subject:2", &wrapped).is_err());
+        let (other, _) = master.new_data_key(b"subject:1").unwrap();
+        assert_eq!(
+            other.open(b"profile:name", &sealed),
+            Err(CryptoError::Unsealable)
+        );
+        assert_eq!(format!("{data:?}"), "DataKey(****)");
     }
 }

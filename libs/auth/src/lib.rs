@@ -23,7 +23,9 @@ pub use identity_trust::{IdentityTrust, ServiceCredentials};
 pub use jwks::{Jwk, JwkSet};
 pub use layer::{Auth, AuthLayer};
 pub use methods::Access;
-pub use principal::{OperatorRole, Principal, PrincipalKind};
+pub use principal::{
+    MAX_PARTNER_ID_CHARS, OperatorRole, Principal, PrincipalKind, is_valid_partner_id,
+};
 pub use scope::{Scope, Scopes, UnknownScope};
 pub use signer::{SignError, TokenSigner};
 pub use verifier::{

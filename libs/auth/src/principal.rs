@@ -55,6 +55,18 @@ impl fmt::Display for PrincipalKind {
     }
 }
 
+/// The longest partner id.
+pub const MAX_PARTNER_ID_CHARS: usize = 64;
+
+/// Whether `partner_id` is well formed: 1 to [`MAX_PARTNER_ID_CHARS`] of a-z, 0-9, '-', '_', '.'.
+pub fn is_valid_partner_id(partner_id: &str) -> bool {
+    !partner_id.is_empty()
+        && partner_id.len() <= MAX_PARTNER_ID_CHARS
+        && partner_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// What an operator does; each role grants a fixed set of scopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OperatorRole {

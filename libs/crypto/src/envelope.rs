@@ -208,6 +208,19 @@ impl FromStr for MasterKey {
     }
 }
 
+/// A parsed master key, shareable: what a service's configuration holds (clap values must be
+/// `Clone`).
+#[derive(Debug, Clone)]
+pub struct MasterKeyArg(pub std::sync::Arc<MasterKey>);
+
+impl FromStr for MasterKeyArg {
+    type Err = CryptoError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(std::sync::Arc::new(s.parse()?)))
+    }
+}
+
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKey(****)")

@@ -4,5 +4,5 @@
 mod envelope;
 mod secret;
 
-pub use envelope::{BlindIndexKey, CryptoError, DataKey, MasterKey};
+pub use envelope::{BlindIndexKey, CryptoError, DataKey, MasterKey, MasterKeyArg};
 pub use secret::Secret;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod paging;
 pub mod propagation;
 pub mod server;
 pub mod service;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecrm_auth::VerifierConfig;
-use ecrm_crypto::{MasterKey, Secret};
+use ecrm_crypto::{MasterKey, MasterKeyArg, Secret};
 use ecrm_platform::config::{ConfigError, SecretParser};
 
 use ecrm_auth::MAX_TOKEN_LIFETIME;
@@ -40,18 +40,6 @@ pub struct IdentityConfig {
     /// Unset: no operator is created (`ecrm up` makes one and prints it).
     #[arg(long = "bootstrap-admin-password", env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true, value_parser = SecretParser::<Secret<String>>::new())]
     pub bootstrap_admin_password: Option<Secret<String>>,
-}
-
-/// A parsed master key, shareable (clap values must be `Clone`).
-#[derive(Debug, Clone)]
-pub struct MasterKeyArg(pub Arc<MasterKey>);
-
-impl std::str::FromStr for MasterKeyArg {
-    type Err = ecrm_crypto::CryptoError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(Arc::new(s.parse()?)))
-    }
 }
 
 impl IdentityConfig {

@@ -53,6 +53,15 @@ impl IdentityError {
     }
 }
 
+impl From<ecrm_platform::paging::PageError> for IdentityError {
+    fn from(error: ecrm_platform::paging::PageError) -> Self {
+        Self::InvalidArgument {
+            field: error.field,
+            reason: error.reason,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for IdentityError {
     fn from(error: diesel::result::Error) -> Self {
         Self::Db(error.into())

@@ -7,7 +7,6 @@ mod credentials;
 mod error;
 mod keys;
 mod operators;
-mod paging;
 mod schema;
 mod tokens;
 mod trust;
@@ -23,7 +22,8 @@ use ecrm_proto::ecrm::identity::v1::service_accounts_server::ServiceAccountsServ
 use ecrm_proto::ecrm::identity::v1::signing_keys_server::SigningKeysServer;
 use ecrm_proto::ecrm::identity::v1::tokens_server::TokensServer;
 
-pub use crate::config::{IdentityConfig, MasterKeyArg};
+pub use crate::config::IdentityConfig;
+pub use ecrm_crypto::MasterKeyArg;
 pub use crate::error::IdentityError;
 pub use crate::operators::domain::BOOTSTRAP_ADMIN;
 pub use crate::tokens::domain::{AUDIENCES, FREE_ATTEMPTS};

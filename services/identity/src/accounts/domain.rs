@@ -1,7 +1,7 @@
 //! Service accounts of internal services and partners, and their rotating secrets.
 
 use chrono::{DateTime, Utc};
-use ecrm_auth::{PrincipalKind, Scopes};
+use ecrm_auth::{MAX_PARTNER_ID_CHARS, PrincipalKind, Scopes};
 use ecrm_crypto::Secret;
 use ecrm_platform::{Db, DbError};
 use uuid::Uuid;
@@ -9,12 +9,11 @@ use uuid::Uuid;
 use super::store::{self, NewSecret, NewServiceAccount, SecretRow, ServiceAccountRow};
 use crate::credentials::{self, HashPool};
 use crate::error::IdentityError;
-use crate::paging::Page;
+use ecrm_platform::paging::Page;
 
 /// Two secrets may be active at once: the old one and its replacement during a rotation.
 pub const MAX_ACTIVE_SECRETS: usize = 2;
 const MAX_DISPLAY_NAME_CHARS: usize = 200;
-const MAX_PARTNER_ID_CHARS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct ServiceAccount {
@@ -136,12 +135,7 @@ impl NewAccount {
 }
 
 fn check_partner_id(partner_id: &str) -> Result<String, IdentityError> {
-    let valid = !partner_id.is_empty()
-        && partner_id.len() <= MAX_PARTNER_ID_CHARS
-        && partner_id.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        });
-    if valid {
+    if ecrm_auth::is_valid_partner_id(partner_id) {
         Ok(partner_id.to_owned())
     } else {
         Err(IdentityError::invalid(

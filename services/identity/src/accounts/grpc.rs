@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::domain::{AccountRef, Accounts, NewAccount, SecretInfo, ServiceAccount};
 use crate::error::IdentityError;
-use crate::paging::Page;
+use ecrm_platform::paging::Page;
 
 pub fn kind_to_proto(kind: PrincipalKind) -> pb::PrincipalKind {
     match kind {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::store::{self, NewOperator, OperatorRow};
 use crate::credentials::{self, HashPool};
 use crate::error::IdentityError;
-use crate::paging::Page;
+use ecrm_platform::paging::Page;
 
 /// The operator `ecrm up` and a first start create.
 pub const BOOTSTRAP_ADMIN: &str = "admin";

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::domain::{Operator, OperatorRef, Operators};
 use crate::error::IdentityError;
-use crate::paging::Page;
+use ecrm_platform::paging::Page;
 
 fn role_to_proto(role: OperatorRole) -> pb::OperatorRole {
     match role {

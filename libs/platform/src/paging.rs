@@ -5,7 +5,23 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ecrm_proto::ecrm::common::v1::{PageRequest, PageResponse};
 use uuid::Uuid;
 
-use crate::error::IdentityError;
+
+/// A page request that cannot be served: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct PageError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl PageError {
+    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -18,7 +34,7 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn from_request(request: Option<&PageRequest>) -> Result<Self, IdentityError> {
+    pub fn from_request(request: Option<&PageRequest>) -> Result<Self, PageError> {
         let Some(request) = request else {
             return Ok(Self {
                 after: None,
@@ -28,7 +44,7 @@ impl Page {
         let size = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
             size if size > MAX_PAGE_SIZE => {
-                return Err(IdentityError::invalid(
+                return Err(PageError::new(
                     "page.page_size",
                     format!("at most {MAX_PAGE_SIZE}"),
                 ));
@@ -39,10 +55,10 @@ impl Page {
             None
         } else {
             let bytes = URL_SAFE_NO_PAD.decode(&request.page_token).map_err(|_| {
-                IdentityError::invalid("page.page_token", "not a token from this service")
+                PageError::new("page.page_token", "not a token from this service")
             })?;
             Some(Uuid::from_slice(&bytes).map_err(|_| {
-                IdentityError::invalid("page.page_token", "not a token from this service")
+                PageError::new("page.page_token", "not a token from this service")
             })?)
         };
         Ok(Self { after, size })
@@ -62,5 +78,11 @@ impl Page {
             _ => String::new(),
         };
         (rows, PageResponse { next_page_token })
+    }
+}
+
+impl From<PageError> for tonic::Status {
+    fn from(error: PageError) -> Self {
+        crate::status::invalid_argument(error.field, error.reason)
     }
 }

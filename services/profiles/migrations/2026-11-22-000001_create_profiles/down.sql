@@ -1,0 +1,11 @@
+DROP TABLE erasures;
+DROP TABLE disclosures;
+DROP TABLE merges;
+DROP TABLE access_log;
+DROP TABLE changes;
+DROP TABLE interactions;
+DROP TABLE attribute_values;
+DROP TABLE attribute_definitions;
+DROP TABLE identifiers;
+DROP TABLE profiles;
+DROP TABLE subject_keys;

@@ -62,9 +62,9 @@ pub const MAX_PARTNER_ID_CHARS: usize = 64;
 pub fn is_valid_partner_id(partner_id: &str) -> bool {
     !partner_id.is_empty()
         && partner_id.len() <= MAX_PARTNER_ID_CHARS
-        && partner_id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && partner_id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
 }
 
 /// What an operator does; each role grants a fixed set of scopes.

@@ -1,6 +1,7 @@
 //! What every eCRM service stands on: configuration, telemetry, its PostgreSQL schema and
 //! migrations, error mapping, and serving gRPC with health, reflection and graceful shutdown.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod paging;

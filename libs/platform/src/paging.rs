@@ -5,7 +5,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ecrm_proto::ecrm::common::v1::{PageRequest, PageResponse};
 use uuid::Uuid;
 
-
 /// A page request that cannot be served: the field and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {reason}")]
@@ -51,16 +50,17 @@ impl Page {
             }
             size => size,
         };
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let bytes = URL_SAFE_NO_PAD.decode(&request.page_token).map_err(|_| {
-                PageError::new("page.page_token", "not a token from this service")
-            })?;
-            Some(Uuid::from_slice(&bytes).map_err(|_| {
-                PageError::new("page.page_token", "not a token from this service")
-            })?)
-        };
+        let after =
+            if request.page_token.is_empty() {
+                None
+            } else {
+                let bytes = URL_SAFE_NO_PAD.decode(&request.page_token).map_err(|_| {
+                    PageError::new("page.page_token", "not a token from this service")
+                })?;
+                Some(Uuid::from_slice(&bytes).map_err(|_| {
+                    PageError::new("page.page_token", "not a token from this service")
+                })?)
+            };
         Ok(Self { after, size })
     }
 

@@ -23,10 +23,10 @@ use ecrm_proto::ecrm::identity::v1::signing_keys_server::SigningKeysServer;
 use ecrm_proto::ecrm::identity::v1::tokens_server::TokensServer;
 
 pub use crate::config::IdentityConfig;
-pub use ecrm_crypto::MasterKeyArg;
 pub use crate::error::IdentityError;
 pub use crate::operators::domain::BOOTSTRAP_ADMIN;
 pub use crate::tokens::domain::{AUDIENCES, FREE_ATTEMPTS};
+pub use ecrm_crypto::MasterKeyArg;
 
 pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
 

@@ -1,0 +1,222 @@
+//! `WatchChanges`: the feed as a server stream that follows new changes until the caller or the
+//! server goes away.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ecrm_platform::Db;
+use ecrm_platform::time::to_timestamp;
+use ecrm_proto::ecrm::common::v1 as common;
+use ecrm_proto::ecrm::profiles::v1 as pb;
+use futures::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use uuid::Uuid;
+
+use super::domain::{Change, ChangeKind, ChangeSignal, Cursor};
+use super::store;
+use crate::error::ProfilesError;
+use crate::interactions::grpc::{channel_to_proto, kind_to_proto};
+use crate::interactions::store as interaction_store;
+
+/// Changes read per query.
+const BATCH: i64 = 500;
+
+pub type ChangeStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchChangesResponse, Status>> + Send>>;
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        let mut bytes = [0_u8; 16];
+        bytes[..8].copy_from_slice(&self.tx.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.seq.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn decode(field: &str, token: &str) -> Result<Self, ProfilesError> {
+        if token.is_empty() {
+            return Ok(Self::default());
+        }
+        let bad = || ProfilesError::invalid(field, "not a cursor from this service");
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+        let bytes: [u8; 16] = bytes.try_into().map_err(|_| bad())?;
+        let (tx, seq) = bytes.split_at(8);
+        Ok(Self {
+            tx: i64::from_be_bytes(tx.try_into().map_err(|_| bad())?),
+            seq: i64::from_be_bytes(seq.try_into().map_err(|_| bad())?),
+        })
+    }
+}
+
+pub fn change_kind_to_proto(kind: ChangeKind) -> pb::ChangeKind {
+    match kind {
+        ChangeKind::Created => pb::ChangeKind::Created,
+        ChangeKind::Updated => pb::ChangeKind::Updated,
+        ChangeKind::Merged => pb::ChangeKind::Merged,
+        ChangeKind::Erased => pb::ChangeKind::Erased,
+        ChangeKind::Restricted => pb::ChangeKind::Restricted,
+        ChangeKind::InteractionRecorded => pb::ChangeKind::InteractionRecorded,
+    }
+}
+
+fn change_kind_from_proto(value: i32, field: &str) -> Result<ChangeKind, ProfilesError> {
+    match pb::ChangeKind::try_from(value) {
+        Ok(pb::ChangeKind::Created) => Ok(ChangeKind::Created),
+        Ok(pb::ChangeKind::Updated) => Ok(ChangeKind::Updated),
+        Ok(pb::ChangeKind::Merged) => Ok(ChangeKind::Merged),
+        Ok(pb::ChangeKind::Erased) => Ok(ChangeKind::Erased),
+        Ok(pb::ChangeKind::Restricted) => Ok(ChangeKind::Restricted),
+        Ok(pb::ChangeKind::InteractionRecorded) => Ok(ChangeKind::InteractionRecorded),
+        _ => Err(ProfilesError::invalid(
+            field,
+            "a CHANGE_KIND other than UNSPECIFIED",
+        )),
+    }
+}
+
+/// The change feed, read from the `changes` table.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    db: Db,
+    signal: ChangeSignal,
+    poll_interval: Duration,
+    shutdown: CancellationToken,
+}
+
+impl Feed {
+    pub fn new(
+        db: Db,
+        signal: ChangeSignal,
+        poll_interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            db,
+            signal,
+            poll_interval,
+            shutdown,
+        }
+    }
+
+    /// Up to `limit` changes after `cursor`, with the summaries of recorded interactions.
+    pub async fn read(
+        &self,
+        cursor: Cursor,
+        kinds: Vec<&'static str>,
+        limit: i64,
+    ) -> Result<Vec<(Change, Option<pb::InteractionSummary>)>, ProfilesError> {
+        self.db
+            .run(move |conn| {
+                let rows = store::list_after(conn, cursor.tx, cursor.seq, &kinds, limit)?;
+                let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.interaction_id).collect();
+                let interactions: HashMap<Uuid, interaction_store::InteractionRow> =
+                    if ids.is_empty() {
+                        HashMap::new()
+                    } else {
+                        interaction_store::find_many(conn, &ids)?
+                            .into_iter()
+                            .map(|row| (row.id, row))
+                            .collect()
+                    };
+                rows.into_iter()
+                    .map(|row| {
+                        let summary = row
+                            .interaction_id
+                            .and_then(|id| interactions.get(&id))
+                            .map(summary);
+                        Ok((
+                            Change {
+                                cursor: Cursor {
+                                    tx: row.tx,
+                                    seq: row.seq,
+                                },
+                                kind: ChangeKind::parse(&row.kind).ok_or(ProfilesError::Corrupt)?,
+                                subject_id: row.subject_id,
+                                occurred_at: row.occurred_at,
+                                merged_subject_id: row.merged_subject_id,
+                                restricted: row.restricted,
+                                interaction_id: row.interaction_id,
+                            },
+                            summary,
+                        ))
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    pub fn watch(&self, request: &pb::WatchChangesRequest) -> Result<ChangeStream, ProfilesError> {
+        let mut cursor = Cursor::decode("cursor", &request.cursor)?;
+        let kinds: Vec<&'static str> = request
+            .kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                change_kind_from_proto(*k, &format!("kinds[{i}]")).map(ChangeKind::as_str)
+            })
+            .collect::<Result<_, _>>()?;
+        let feed = self.clone();
+        Ok(Box::pin(async_stream::try_stream! {
+            loop {
+                // Registered before reading, so a commit between the read and the wait wakes us.
+                let notified = feed.signal.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let batch = feed.read(cursor, kinds.clone(), BATCH).await.map_err(Status::from)?;
+                let full = batch.len() as i64 == BATCH;
+                for (change, interaction) in batch {
+                    cursor = change.cursor;
+                    yield pb::WatchChangesResponse {
+                        change: Some(change_to_proto(change, interaction)),
+                    };
+                }
+                if full {
+                    continue;
+                }
+                let stopping = tokio::select! {
+                    () = feed.shutdown.cancelled() => true,
+                    () = &mut notified => false,
+                    () = tokio::time::sleep(feed.poll_interval) => false,
+                };
+                if stopping {
+                    Err(Status::unavailable("the server is shutting down: resume from the last cursor"))?;
+                }
+            }
+        }))
+    }
+}
+
+pub fn summary(row: &interaction_store::InteractionRow) -> pb::InteractionSummary {
+    pb::InteractionSummary {
+        interaction_id: row.id.to_string(),
+        kind: kind_to_proto(&row.kind).into(),
+        channel: channel_to_proto(&row.channel).into(),
+        occurred_at: Some(to_timestamp(row.occurred_at)),
+        order_id: row.order_id.clone().unwrap_or_default(),
+        amount: row
+            .amount_minor
+            .zip(row.currency.clone())
+            .map(|(amount_minor, currency)| common::Money {
+                amount_minor,
+                currency,
+            }),
+    }
+}
+
+pub fn change_to_proto(change: Change, interaction: Option<pb::InteractionSummary>) -> pb::Change {
+    pb::Change {
+        cursor: change.cursor.encode(),
+        kind: change_kind_to_proto(change.kind).into(),
+        subject_id: change.subject_id.to_string(),
+        occurred_at: Some(to_timestamp(change.occurred_at)),
+        merged_subject_id: change
+            .merged_subject_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        restricted: change.restricted.unwrap_or_default(),
+        interaction,
+    }
+}

@@ -1,0 +1,82 @@
+//! The `changes` table.
+
+use diesel::prelude::*;
+
+use super::domain::NewChange;
+use crate::schema::profiles::changes;
+
+/// Records changes in the caller's transaction: they become visible with it, in its order.
+pub fn record(conn: &mut PgConnection, new: &[NewChange]) -> QueryResult<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = new
+        .iter()
+        .map(|change| {
+            (
+                changes::subject_id.eq(change.subject_id),
+                changes::kind.eq(change.kind.as_str()),
+                changes::merged_subject_id.eq(change.merged_subject_id),
+                changes::restricted.eq(change.restricted),
+                changes::interaction_id.eq(change.interaction_id),
+            )
+        })
+        .collect();
+    diesel::insert_into(changes::table)
+        .values(rows)
+        .execute(conn)
+        .map(drop)
+}
+
+#[derive(Debug, QueryableByName)]
+pub struct ChangeRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub tx: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub subject_id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    pub merged_subject_id: Option<uuid::Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
+    pub restricted: Option<bool>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    pub interaction_id: Option<uuid::Uuid>,
+}
+
+/// Changes after `(tx, seq)` of the given kinds (all when empty), in commit order, written by
+/// transactions older than every transaction still running: a change not returned now can only
+/// come after the last one returned.
+pub fn list_after(
+    conn: &mut PgConnection,
+    tx: i64,
+    seq: i64,
+    kinds: &[&str],
+    limit: i64,
+) -> QueryResult<Vec<ChangeRow>> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    diesel::sql_query(
+        "SELECT tx::text::bigint AS tx, seq, subject_id, kind, occurred_at, merged_subject_id, \
+                restricted, interaction_id \
+         FROM changes \
+         WHERE (tx, seq) > ($1::text::xid8, $2) \
+           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND (cardinality($3) = 0 OR kind = ANY($3)) \
+         ORDER BY tx, seq \
+         LIMIT $4",
+    )
+    .bind::<Text, _>(tx.to_string())
+    .bind::<BigInt, _>(seq)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// Deletes a subject's changes before its erasure: the feed keeps only that it was erased.
+pub fn delete_by_subject(conn: &mut PgConnection, subject: uuid::Uuid) -> QueryResult<usize> {
+    diesel::delete(changes::table.filter(changes::subject_id.eq(subject))).execute(conn)
+}

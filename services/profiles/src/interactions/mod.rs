@@ -1,0 +1,7 @@
+//! Interactions and orders: what customers did, sealed with their key, kept for a retention
+//! period per kind.
+
+mod currency;
+pub mod domain;
+pub mod grpc;
+pub mod store;

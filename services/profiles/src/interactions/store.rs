@@ -1,0 +1,167 @@
+//! The `interactions` table.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::schema::profiles::interactions;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = interactions, check_for_backend(diesel::pg::Pg))]
+pub struct InteractionRow {
+    pub id: Uuid,
+    pub event_id: String,
+    pub subject_id: Option<Uuid>,
+    pub kind: String,
+    pub channel: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub order_id: Option<String>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub sealed_payload: Option<Vec<u8>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = interactions)]
+pub struct NewInteractionRow<'a> {
+    pub id: Uuid,
+    pub event_id: &'a str,
+    pub subject_id: Uuid,
+    pub kind: &'a str,
+    pub channel: &'a str,
+    pub occurred_at: DateTime<Utc>,
+    pub order_id: Option<&'a str>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub sealed_payload: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Inserts the rows whose `event_id` is new; returns the ids of those inserted.
+pub fn insert_new(
+    conn: &mut PgConnection,
+    rows: &[NewInteractionRow<'_>],
+) -> QueryResult<Vec<Uuid>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::insert_into(interactions::table)
+        .values(rows)
+        .on_conflict(interactions::event_id)
+        .do_nothing()
+        .returning(interactions::id)
+        .get_results(conn)
+}
+
+/// A subject's interactions, newest first, after the cursor `(occurred_at, id)`.
+pub fn list_by_subject(
+    conn: &mut PgConnection,
+    subject: Uuid,
+    kinds: &[&str],
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> QueryResult<Vec<InteractionRow>> {
+    let mut query = interactions::table
+        .filter(interactions::subject_id.eq(subject))
+        .order((interactions::occurred_at.desc(), interactions::id.desc()))
+        .limit(limit)
+        .select(InteractionRow::as_select())
+        .into_boxed();
+    if !kinds.is_empty() {
+        query = query.filter(interactions::kind.eq_any(kinds.to_vec()));
+    }
+    if let Some(since) = since {
+        query = query.filter(interactions::occurred_at.ge(since));
+    }
+    if let Some(until) = until {
+        query = query.filter(interactions::occurred_at.lt(until));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            interactions::occurred_at
+                .lt(at)
+                .or(interactions::occurred_at
+                    .eq(at)
+                    .and(interactions::id.lt(id))),
+        );
+    }
+    query.load(conn)
+}
+
+/// Every interaction of a subject, oldest first (exports and merges).
+pub fn list_all_by_subject(
+    conn: &mut PgConnection,
+    subject: Uuid,
+) -> QueryResult<Vec<InteractionRow>> {
+    interactions::table
+        .filter(interactions::subject_id.eq(subject))
+        .order((interactions::occurred_at, interactions::id))
+        .select(InteractionRow::as_select())
+        .load(conn)
+}
+
+pub fn find_many(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<Vec<InteractionRow>> {
+    interactions::table
+        .filter(interactions::id.eq_any(ids))
+        .select(InteractionRow::as_select())
+        .load(conn)
+}
+
+/// Moves an interaction to another subject, its payload resealed with that subject's key.
+pub fn update_subject(
+    conn: &mut PgConnection,
+    id: Uuid,
+    subject: Uuid,
+    sealed_payload: &[u8],
+) -> QueryResult<()> {
+    diesel::update(interactions::table.find(id))
+        .set((
+            interactions::subject_id.eq(subject),
+            interactions::sealed_payload.eq(sealed_payload),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Erasure of orders and returns kept for accounting: no subject, no payload; the order id,
+/// amount, currency and date stay until `retain_until`.
+pub fn pseudonymise_by_subject(
+    conn: &mut PgConnection,
+    subject: Uuid,
+    kinds: &[&str],
+    retain_until: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        interactions::table
+            .filter(interactions::subject_id.eq(subject))
+            .filter(interactions::kind.eq_any(kinds.to_vec())),
+    )
+    .set((
+        interactions::subject_id.eq(None::<Uuid>),
+        interactions::sealed_payload.eq(None::<Vec<u8>>),
+        interactions::expires_at.eq(retain_until),
+    ))
+    .execute(conn)
+}
+
+pub fn delete_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
+    diesel::delete(interactions::table.filter(interactions::subject_id.eq(subject))).execute(conn)
+}
+
+/// Deletes up to `limit` interactions past their retention; returns how many.
+pub fn delete_expired(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<usize> {
+    let expired: Vec<Uuid> = interactions::table
+        .filter(interactions::expires_at.le(now))
+        .select(interactions::id)
+        .limit(limit)
+        .load(conn)?;
+    diesel::delete(interactions::table.filter(interactions::id.eq_any(expired))).execute(conn)
+}

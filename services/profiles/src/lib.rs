@@ -1,0 +1,149 @@
+//! The profiles service: one profile per customer, found through any of their identifiers, with
+//! personal values sealed under per-subject keys, interactions and orders, a change feed, and a
+//! sync API for partners.
+
+mod access_log;
+mod attributes;
+mod caller;
+mod changes;
+mod config;
+mod disclosures;
+mod error;
+mod identifiers;
+mod interactions;
+mod keys;
+mod profiles;
+mod schema;
+
+use std::sync::Arc;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use ecrm_auth::Verifier;
+use ecrm_platform::auth::AuthConfig;
+use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
+use ecrm_proto::ecrm::profiles::v1::interactions_server::InteractionsServer;
+use ecrm_proto::ecrm::profiles::v1::profiles_server::ProfilesServer;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::caller::{ON_BEHALF_OF_HEADER, PURPOSE_HEADER};
+pub use crate::config::ProfilesConfig;
+pub use crate::error::ProfilesError;
+
+pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
+
+pub static SERVICE: ServiceDef = ServiceDef {
+    name: "profiles",
+    schema: "profiles",
+    default_port: 50052,
+    migrations: &MIGRATIONS,
+};
+
+/// Purpose of the blind-index key derived from the master key.
+const LOOKUP_KEY_PURPOSE: &str = "profiles.identifier_lookup";
+
+/// The service, built.
+pub struct Profiles {
+    profiles: Arc<profiles::domain::Profiles>,
+    interactions: Arc<interactions::domain::Interactions>,
+    feed: Arc<changes::grpc::Feed>,
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for Profiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profiles").finish_non_exhaustive()
+    }
+}
+
+impl Profiles {
+    /// Builds the service on `context`'s database, checking calls with `verifier`.
+    pub fn new(
+        context: ServiceContext,
+        config: ProfilesConfig,
+        verifier: Verifier,
+    ) -> Result<Self, ProfilesError> {
+        let master = config.master_key.0.clone();
+        let lookup_key = master.blind_index_key(LOOKUP_KEY_PURPOSE)?;
+        let keys = keys::SubjectKeys::new(master);
+        let signal = changes::domain::ChangeSignal::default();
+        let db = context.db.clone();
+        let interactions = Arc::new(interactions::domain::Interactions::new(
+            db.clone(),
+            keys.clone(),
+            lookup_key.clone(),
+            signal.clone(),
+        ));
+        spawn_retention(
+            interactions.clone(),
+            config.retention_sweep_interval,
+            context.shutdown.clone(),
+        );
+        Ok(Self {
+            profiles: Arc::new(profiles::domain::Profiles::new(
+                db.clone(),
+                keys,
+                lookup_key,
+                signal.clone(),
+            )),
+            interactions,
+            feed: Arc::new(changes::grpc::Feed::new(
+                db,
+                signal,
+                config.feed_poll_interval,
+                context.shutdown,
+            )),
+            verifier,
+        })
+    }
+
+    /// The gRPC services, behind the auth layer.
+    pub fn routes(&self) -> ServiceRoutes {
+        ServiceRoutes::new(self.verifier.clone())
+            .with(ProfilesServer::new(profiles::grpc::ProfilesService {
+                profiles: self.profiles.clone(),
+                feed: self.feed.clone(),
+            }))
+            .with(InteractionsServer::new(
+                interactions::grpc::InteractionsService {
+                    interactions: self.interactions.clone(),
+                },
+            ))
+    }
+}
+
+fn spawn_retention(
+    interactions: Arc<interactions::domain::Interactions>,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            match interactions.sweep_expired().await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "deleted interactions past their retention"),
+                Err(error) => tracing::warn!(error = %error, "cannot delete expired interactions"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys.
+pub async fn build(
+    context: ServiceContext,
+    config: ProfilesConfig,
+    auth: AuthConfig,
+) -> Result<ServiceRoutes, ProfilesError> {
+    let verifier = auth
+        .verifier(
+            SERVICE.name,
+            vec!["profiles.read".to_owned()],
+            context.shutdown.clone(),
+        )
+        .await
+        .map_err(|error| ProfilesError::invalid(error.flag, error.reason))?;
+    Ok(Profiles::new(context, config, verifier)?.routes())
+}

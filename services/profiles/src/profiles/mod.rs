@@ -1,0 +1,6 @@
+//! Customer profiles: identity resolution, reads, updates and merges.
+
+pub mod domain;
+pub mod grpc;
+pub mod store;
+mod view;

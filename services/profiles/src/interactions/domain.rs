@@ -18,7 +18,9 @@ use crate::error::ProfilesError;
 use crate::identifiers::domain::{IdentifierKind, NewIdentifier};
 use crate::identifiers::store as identifier_store;
 use crate::keys::{self, SubjectKeys};
-use crate::profiles::domain::{SubjectLookup, attach_identifier, create_subject, resolve};
+use crate::profiles::domain::{
+    SubjectLookup, attach_identifier, create_subject, resolve, run_resolving,
+};
 
 /// The table name sealed payloads are bound to.
 pub const INTERACTION_TABLE: &str = "interaction";
@@ -195,10 +197,11 @@ impl Interactions {
         }
         let keys = self.keys.clone();
         let lookup_key = self.lookup_key.clone();
-        let recorded = self
-            .db
-            .run(move |conn| record_batch(conn, &keys, &lookup_key, &caller, &batch))
-            .await?;
+        let batch = std::sync::Arc::new(batch);
+        let recorded = run_resolving(&self.db, move |conn| {
+            record_batch(conn, &keys, &lookup_key, &caller, &batch)
+        })
+        .await?;
         if recorded.recorded > 0 {
             self.signal.notify_waiters();
         }

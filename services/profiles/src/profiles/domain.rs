@@ -30,6 +30,26 @@ const LOOKUP_CONSTRAINT: &str = "identifiers_lookup_key";
 /// Two writers adding the same new identifier at once: the loser retries and finds it.
 const RESOLUTION_ATTEMPTS: usize = 3;
 
+/// Runs `work` in a transaction, again when a concurrent writer added the same new identifier
+/// first (the retry then finds it).
+pub async fn run_resolving<T, F>(db: &Db, work: F) -> Result<T, ProfilesError>
+where
+    F: Fn(&mut PgConnection) -> Result<T, ProfilesError> + Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match db.run(work.clone()).await {
+            Err(ProfilesError::Db(DbError::UniqueViolation { constraint }))
+                if constraint == LOOKUP_CONSTRAINT && attempt < RESOLUTION_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Where data came from: 1 to 64 of a-z, 0-9, `_`, `-`, `.`.
 pub fn check_source(field: &str, source: &str) -> Result<String, ProfilesError> {
     let valid = !source.is_empty()
@@ -89,28 +109,17 @@ impl Profiles {
         }
     }
 
-    /// Runs `work` in a transaction, again when a concurrent writer took an identifier first.
+    /// Runs `work` with [`run_resolving`], then wakes the feed's readers.
     async fn write<T, F>(&self, work: F) -> Result<T, ProfilesError>
     where
         F: Fn(&mut PgConnection) -> Result<T, ProfilesError> + Clone + Send + 'static,
         T: Send + 'static,
     {
-        let mut attempt = 1;
-        loop {
-            match self.db.run(work.clone()).await {
-                Err(ProfilesError::Db(DbError::UniqueViolation { constraint }))
-                    if constraint == LOOKUP_CONSTRAINT && attempt < RESOLUTION_ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                result => {
-                    if result.is_ok() {
-                        self.signal.notify_waiters();
-                    }
-                    return result;
-                }
-            }
+        let result = run_resolving(&self.db, work).await;
+        if result.is_ok() {
+            self.signal.notify_waiters();
         }
+        result
     }
 
     pub async fn upsert(

@@ -83,3 +83,7 @@ pub fn update_subject(conn: &mut PgConnection, from: Uuid, to: Uuid) -> QueryRes
         .set(access_log::subject_id.eq(to))
         .execute(conn)
 }
+
+pub fn delete_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
+    diesel::delete(access_log::table.filter(access_log::subject_id.eq(subject))).execute(conn)
+}

@@ -51,3 +51,7 @@ pub fn update_subject(conn: &mut PgConnection, from: Uuid, to: Uuid) -> QueryRes
         .set(disclosures::subject_id.eq(to))
         .execute(conn)
 }
+
+pub fn delete_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
+    diesel::delete(disclosures::table.filter(disclosures::subject_id.eq(subject))).execute(conn)
+}

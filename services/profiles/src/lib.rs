@@ -12,6 +12,7 @@ mod error;
 mod identifiers;
 mod interactions;
 mod keys;
+mod privacy;
 mod profiles;
 mod schema;
 
@@ -21,6 +22,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use ecrm_auth::Verifier;
 use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_proto::ecrm::profiles::v1::interactions_server::InteractionsServer;
 use ecrm_proto::ecrm::profiles::v1::profiles_server::ProfilesServer;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +48,7 @@ pub struct Profiles {
     profiles: Arc<profiles::domain::Profiles>,
     interactions: Arc<interactions::domain::Interactions>,
     feed: Arc<changes::grpc::Feed>,
+    privacy: Arc<privacy::domain::Privacy>,
     verifier: Verifier,
 }
 
@@ -78,7 +81,14 @@ impl Profiles {
             config.retention_sweep_interval,
             context.shutdown.clone(),
         );
+        let privacy = Arc::new(privacy::domain::Privacy::new(
+            db.clone(),
+            keys.clone(),
+            lookup_key.clone(),
+            signal.clone(),
+        )?);
         Ok(Self {
+            privacy,
             profiles: Arc::new(profiles::domain::Profiles::new(
                 db.clone(),
                 keys,
@@ -103,6 +113,11 @@ impl Profiles {
                 profiles: self.profiles.clone(),
                 feed: self.feed.clone(),
             }))
+            .with(PersonalDataServer::new(
+                privacy::grpc::PersonalDataService {
+                    privacy: self.privacy.clone(),
+                },
+            ))
             .with(InteractionsServer::new(
                 interactions::grpc::InteractionsService {
                     interactions: self.interactions.clone(),

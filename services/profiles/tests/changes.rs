@@ -41,7 +41,10 @@ async fn the_feed_resumes_from_a_cursor_after_a_restart_with_no_gap_and_no_dupli
     let b = harness.upsert_email("b@example.com", "B").await;
     let first = watch(&harness, "", 2).await;
     assert_eq!(
-        first.iter().map(|c| (c.kind, c.subject_id.clone())).collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|c| (c.kind, c.subject_id.clone()))
+            .collect::<Vec<_>>(),
         [
             (pb::ChangeKind::Created as i32, a.subject_id.clone()),
             (pb::ChangeKind::Created as i32, b.subject_id.clone())
@@ -75,7 +78,10 @@ async fn a_watcher_receives_changes_as_they_are_written_and_carries_no_personal_
     let harness = Harness::start().await;
     let mut stream = harness
         .profiles()
-        .watch_changes(call(&harness.internal(), pb::WatchChangesRequest::default()))
+        .watch_changes(call(
+            &harness.internal(),
+            pb::WatchChangesRequest::default(),
+        ))
         .await
         .unwrap()
         .into_inner();

@@ -78,7 +78,11 @@ async fn bad_interactions_are_refused_naming_the_field_and_nothing_of_the_batch_
             .unwrap_err();
         assert_eq!(bad_field(&status), field);
     }
-    assert!(list_interactions(&harness, &profile.subject_id).await.is_empty());
+    assert!(
+        list_interactions(&harness, &profile.subject_id)
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -86,11 +90,15 @@ async fn an_unknown_subject_id_is_refused_and_an_unknown_identifier_creates_a_pr
     let harness = Harness::start().await;
     let token = harness.internal();
     let ghost = order("g-1", &uuid::Uuid::now_v7().to_string(), "o-1", 100, "EUR");
-    let status = record(&harness, &token, vec![vec![ghost]]).await.unwrap_err();
+    let status = record(&harness, &token, vec![vec![ghost]])
+        .await
+        .unwrap_err();
     assert_eq!(bad_field(&status), "interactions[0].subject");
     let mut by_email = order("n-1", &uuid::Uuid::now_v7().to_string(), "o-2", 100, "EUR");
     by_email.subject = Some(by_identifier(email_id("new@example.com")));
-    record(&harness, &token, vec![vec![by_email]]).await.unwrap();
+    record(&harness, &token, vec![vec![by_email]])
+        .await
+        .unwrap();
     let created = harness
         .profiles()
         .get_profile(read(
@@ -104,7 +112,10 @@ async fn an_unknown_subject_id_is_refused_and_an_unknown_identifier_creates_a_pr
         .into_inner()
         .profile
         .unwrap();
-    assert_eq!(list_interactions(&harness, &created.subject_id).await.len(), 1);
+    assert_eq!(
+        list_interactions(&harness, &created.subject_id).await.len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -114,7 +125,13 @@ async fn interactions_are_listed_newest_first_by_kind_and_page() {
     let token = harness.internal();
     let mut batch = Vec::new();
     for i in 0..5_i64 {
-        let mut event = order(&format!("o-{i}"), &profile.subject_id, &format!("order-{i}"), 100 * i, "EUR");
+        let mut event = order(
+            &format!("o-{i}"),
+            &profile.subject_id,
+            &format!("order-{i}"),
+            100 * i,
+            "EUR",
+        );
         event.occurred_at.as_mut().unwrap().seconds -= 3600 * (5 - i);
         batch.push(event);
     }
@@ -152,7 +169,11 @@ async fn interactions_are_listed_newest_first_by_kind_and_page() {
             .await
             .unwrap()
             .into_inner();
-        seen.extend(page.interactions.into_iter().map(|i| i.interaction.unwrap().event_id));
+        seen.extend(
+            page.interactions
+                .into_iter()
+                .map(|i| i.interaction.unwrap().event_id),
+        );
         page_token = page.page.unwrap().next_page_token;
         if page_token.is_empty() {
             break;

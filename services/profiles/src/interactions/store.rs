@@ -128,24 +128,27 @@ pub fn update_subject(
 }
 
 /// Erasure of orders and returns kept for accounting: no subject, no payload; the order id,
-/// amount, currency and date stay until `retain_until`.
+/// amount, currency and date stay until the end of their retention. Returns how many, and the
+/// latest end of retention among them.
 pub fn pseudonymise_by_subject(
     conn: &mut PgConnection,
     subject: Uuid,
     kinds: &[&str],
-    retain_until: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(
-        interactions::table
-            .filter(interactions::subject_id.eq(subject))
-            .filter(interactions::kind.eq_any(kinds.to_vec())),
-    )
-    .set((
-        interactions::subject_id.eq(None::<Uuid>),
-        interactions::sealed_payload.eq(None::<Vec<u8>>),
-        interactions::expires_at.eq(retain_until),
-    ))
-    .execute(conn)
+) -> QueryResult<(usize, Option<DateTime<Utc>>)> {
+    let kept = interactions::table
+        .filter(interactions::subject_id.eq(subject))
+        .filter(interactions::kind.eq_any(kinds.to_vec()));
+    let until: Option<DateTime<Utc>> = kept
+        .clone()
+        .select(diesel::dsl::max(interactions::expires_at))
+        .first(conn)?;
+    let count = diesel::update(kept)
+        .set((
+            interactions::subject_id.eq(None::<Uuid>),
+            interactions::sealed_payload.eq(None::<Vec<u8>>),
+        ))
+        .execute(conn)?;
+    Ok((count, until))
 }
 
 pub fn delete_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {

@@ -3,4 +3,4 @@
 pub mod domain;
 pub mod grpc;
 pub mod store;
-mod view;
+pub mod view;

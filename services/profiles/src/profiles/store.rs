@@ -193,3 +193,38 @@ pub fn update_merge_subject(
 pub fn delete_merges_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
     diesel::delete(merges::table.filter(merges::subject_id.eq(subject))).execute(conn)
 }
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::profiles::erasures, check_for_backend(diesel::pg::Pg))]
+pub struct ErasureRow {
+    pub request_id: Uuid,
+    pub subject_id: Uuid,
+    pub receipt: serde_json::Value,
+    pub completed_at: DateTime<Utc>,
+}
+
+pub fn find_erasure(conn: &mut PgConnection, request_id: Uuid) -> QueryResult<Option<ErasureRow>> {
+    use crate::schema::profiles::erasures;
+    erasures::table
+        .find(request_id)
+        .select(ErasureRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_erasure(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    subject: Uuid,
+    receipt: &serde_json::Value,
+) -> QueryResult<ErasureRow> {
+    use crate::schema::profiles::erasures;
+    diesel::insert_into(erasures::table)
+        .values((
+            erasures::request_id.eq(request_id),
+            erasures::subject_id.eq(subject),
+            erasures::receipt.eq(receipt),
+        ))
+        .returning(ErasureRow::as_returning())
+        .get_result(conn)
+}

@@ -317,3 +317,55 @@ pub async fn list_interactions(
         .into_inner()
         .interactions
 }
+
+impl Harness {
+    /// The data subject request orchestrator's token.
+    pub fn orchestrator(&self) -> String {
+        self.token(TokenSpec::internal(
+            "profiles",
+            scopes(&[Scope::PrivacyExecute]),
+        ))
+    }
+
+    pub fn personal_data(
+        &self,
+    ) -> ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient<Channel> {
+        self.server
+            .client(ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient::new)
+    }
+
+    /// Every exported record as (category, document).
+    pub async fn export(&self, subject_id: &str) -> Vec<(String, serde_json::Value)> {
+        use futures::TryStreamExt as _;
+        let stream = self
+            .personal_data()
+            .export(call(
+                &self.orchestrator(),
+                ecrm_proto::ecrm::privacy::v1::ExportRequest {
+                    subject_id: subject_id.to_owned(),
+                    request_id: uuid::Uuid::now_v7().to_string(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        stream
+            .map_ok(|r| (r.category, serde_json::from_str(&r.document_json).unwrap()))
+            .try_collect()
+            .await
+            .unwrap()
+    }
+
+    /// Runs `work` on the service's own database connection.
+    pub async fn sql<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut diesel::PgConnection) -> Result<T, diesel::result::Error>
+        + Send
+        + 'static,
+    ) -> T {
+        let db = self.database.db(&SERVICE).await.unwrap();
+        db.run(move |conn| work(conn).map_err(ecrm_platform::DbError::from))
+            .await
+            .unwrap()
+    }
+}

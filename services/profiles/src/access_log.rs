@@ -25,7 +25,6 @@ impl Action {
 #[diesel(table_name = access_log, check_for_backend(diesel::pg::Pg))]
 pub struct AccessRow {
     pub id: Uuid,
-    pub subject_id: Uuid,
     pub principal: String,
     pub principal_kind: String,
     pub partner_id: Option<String>,

@@ -1,5 +1,5 @@
 //! Disclosures to partners: the recipients of each subject's data (GDPR Art. 19), as access
-//! requests must list them (Art. 15(1)(c)).
+//! requests must list them (Art. 15(1)(c)). Partner sharing records them.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,30 +11,9 @@ use crate::schema::profiles::disclosures;
 #[diesel(table_name = disclosures, check_for_backend(diesel::pg::Pg))]
 pub struct DisclosureRow {
     pub id: Uuid,
-    pub subject_id: Uuid,
     pub partner_id: String,
     pub fields: Vec<Option<String>>,
     pub disclosed_at: DateTime<Utc>,
-}
-
-pub fn record(
-    conn: &mut PgConnection,
-    subject: Uuid,
-    partner_id: &str,
-    fields: &[&str],
-) -> QueryResult<()> {
-    diesel::insert_into(disclosures::table)
-        .values((
-            disclosures::id.eq(Uuid::now_v7()),
-            disclosures::subject_id.eq(subject),
-            disclosures::partner_id.eq(partner_id),
-            disclosures::fields.eq(fields
-                .iter()
-                .map(|f| Some((*f).to_owned()))
-                .collect::<Vec<_>>()),
-        ))
-        .execute(conn)
-        .map(drop)
 }
 
 pub fn list_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Vec<DisclosureRow>> {

@@ -1,4 +1,9 @@
 //! The change feed through the running service.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking, helpers included"
+)]
 
 mod support;
 

@@ -1,5 +1,9 @@
 //! `PersonalData` through the running service: export, erasure by crypto-shredding, restriction,
 //! and what is stored in clear.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails by panicking, helpers included"
+)]
 
 mod support;
 

@@ -35,7 +35,6 @@ pub struct DefinitionRow {
     pub key: String,
     pub value_type: String,
     pub description: String,
-    pub created_at: DateTime<Utc>,
 }
 
 /// Records a new value of `name` as the current one; the previous value stays as history.

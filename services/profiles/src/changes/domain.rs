@@ -70,7 +70,6 @@ pub struct Change {
     pub occurred_at: DateTime<Utc>,
     pub merged_subject_id: Option<Uuid>,
     pub restricted: Option<bool>,
-    pub interaction_id: Option<Uuid>,
 }
 
 /// A position in the feed: the writing transaction's id, then the change's sequence number.

@@ -138,7 +138,6 @@ impl Feed {
                                 occurred_at: row.occurred_at,
                                 merged_subject_id: row.merged_subject_id,
                                 restricted: row.restricted,
-                                interaction_id: row.interaction_id,
                             },
                             summary,
                         ))

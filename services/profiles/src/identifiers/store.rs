@@ -14,7 +14,6 @@ pub struct IdentifierRow {
     pub kind: String,
     pub partner_id: Option<String>,
     pub custom_type: Option<String>,
-    pub lookup: String,
     pub sealed_value: Vec<u8>,
     pub verified_at: Option<DateTime<Utc>>,
     pub verification_method: Option<String>,

@@ -165,7 +165,6 @@ pub struct StoredInteraction {
     pub kind: InteractionKind,
     pub payload: Vec<u8>,
     pub recorded_at: DateTime<Utc>,
-    pub occurred_at: DateTime<Utc>,
 }
 
 #[derive(Debug)]
@@ -301,7 +300,6 @@ pub fn open_row(
         kind: InteractionKind::parse(&row.kind).ok_or(ProfilesError::Corrupt)?,
         payload,
         recorded_at: row.recorded_at,
-        occurred_at: row.occurred_at,
     })
 }
 
@@ -339,10 +337,12 @@ fn record_batch(
                 subject
             }
         };
-        if !data_keys.contains_key(&subject) {
-            data_keys.insert(subject, keys.get(conn, subject)?);
-        }
-        let key = data_keys.get(&subject).ok_or(ProfilesError::Corrupt)?;
+        let key = match data_keys.entry(subject) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(keys.get(conn, subject)?)
+            }
+        };
         let id = Uuid::now_v7();
         let sealed = keys::seal(key, INTERACTION_TABLE, id, &interaction.payload)?;
         ids.push((id, subject));

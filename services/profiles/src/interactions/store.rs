@@ -10,8 +10,6 @@ use crate::schema::profiles::interactions;
 #[diesel(table_name = interactions, check_for_backend(diesel::pg::Pg))]
 pub struct InteractionRow {
     pub id: Uuid,
-    pub event_id: String,
-    pub subject_id: Option<Uuid>,
     pub kind: String,
     pub channel: String,
     pub occurred_at: DateTime<Utc>,
@@ -20,7 +18,6 @@ pub struct InteractionRow {
     pub amount_minor: Option<i64>,
     pub currency: Option<String>,
     pub sealed_payload: Option<Vec<u8>>,
-    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Insertable)]

@@ -14,7 +14,6 @@ pub struct ProfileRow {
     pub updated_at: DateTime<Utc>,
     pub restricted_at: Option<DateTime<Utc>>,
     pub merged_into: Option<Uuid>,
-    pub merged_at: Option<DateTime<Utc>>,
     pub erased_at: Option<DateTime<Utc>>,
 }
 
@@ -28,7 +27,6 @@ impl ProfileRow {
 #[diesel(table_name = merges, check_for_backend(diesel::pg::Pg))]
 pub struct MergeRow {
     pub id: Uuid,
-    pub subject_id: Uuid,
     pub merged_subject_id: Uuid,
     pub sealed_reason: Vec<u8>,
     pub principal: String,
@@ -197,8 +195,6 @@ pub fn delete_merges_by_subject(conn: &mut PgConnection, subject: Uuid) -> Query
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = crate::schema::profiles::erasures, check_for_backend(diesel::pg::Pg))]
 pub struct ErasureRow {
-    pub request_id: Uuid,
-    pub subject_id: Uuid,
     pub receipt: serde_json::Value,
     pub completed_at: DateTime<Utc>,
 }

@@ -229,7 +229,7 @@ impl Profiles {
         caller.require_not_partner()?;
         let keys = self.keys.clone();
         self.write(move |conn| {
-            let row = lock_live(conn, subject)?;
+            lock_live(conn, subject)?;
             check_changes(conn, &changes)?;
             let key = keys.get(conn, subject)?;
             if apply_changes(conn, &key, subject, &changes, &source)? {
@@ -237,7 +237,6 @@ impl Profiles {
                 change_store::record(conn, &[NewChange::of(ChangeKind::Updated, subject)])?;
             }
             access_log::record(conn, &caller, Action::Write, &[subject])?;
-            let _ = row;
             Ok(visible_after_write(reload(conn, &keys, subject)?))
         })
         .await

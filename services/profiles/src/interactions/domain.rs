@@ -19,7 +19,7 @@ use crate::identifiers::domain::{IdentifierKind, NewIdentifier};
 use crate::identifiers::store as identifier_store;
 use crate::keys::{self, SubjectKeys};
 use crate::profiles::domain::{
-    SubjectLookup, attach_identifier, create_subject, resolve, run_resolving,
+    SubjectLookup, attach_identifier, check_readable, create_subject, resolve, run_resolving,
 };
 
 /// The table name sealed payloads are bound to.
@@ -226,11 +226,7 @@ impl Interactions {
                 {
                     return Err(ProfilesError::NotFound("profile"));
                 }
-                if row.restricted_at.is_some() && !purpose.allowed_when_restricted() {
-                    return Err(ProfilesError::FailedPrecondition(
-                        "processing of this subject's data is restricted (GDPR Art. 18)".to_owned(),
-                    ));
-                }
+                check_readable(&row, &purpose)?;
                 let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
                 let mut rows = store::list_by_subject(
                     conn,

@@ -19,7 +19,7 @@ use crate::identifiers::store as identifier_store;
 use crate::interactions::domain::{INTERACTION_TABLE, InteractionKind};
 use crate::interactions::store as interaction_store;
 use crate::keys::{self, SubjectKeys};
-use crate::profiles::domain::{SubjectLookup, resolve};
+use crate::profiles::domain::{SubjectLookup, lock_live, resolve};
 use crate::profiles::store;
 use crate::profiles::view::{self, MERGE_TABLE};
 
@@ -233,11 +233,7 @@ impl Privacy {
                     replayed: false,
                 };
                 if let Some(row) = resolved {
-                    let target = store::lock(conn, &[row.subject_id])?
-                        .into_iter()
-                        .find(store::ProfileRow::is_live)
-                        .ok_or(ProfilesError::NotFound("profile"))?;
-                    let target = target.subject_id;
+                    let target = lock_live(conn, row.subject_id)?.subject_id;
                     keys.destroy(conn, target)?;
                     let accounting: Vec<&str> = InteractionKind::ALL
                         .into_iter()
@@ -313,10 +309,7 @@ impl Privacy {
                 move |conn| -> Result<(bool, DateTime<Utc>), ProfilesError> {
                     let row = resolve(conn, &lookup_key, &SubjectLookup::Id(subject))?
                         .ok_or(ProfilesError::NotFound("profile"))?;
-                    let row = store::lock(conn, &[row.subject_id])?
-                        .into_iter()
-                        .find(store::ProfileRow::is_live)
-                        .ok_or(ProfilesError::NotFound("profile"))?;
+                    let row = lock_live(conn, row.subject_id)?;
                     match (row.restricted_at, restricted) {
                         (Some(since), true) => return Ok((true, since)),
                         (None, false) => return Ok((false, row.updated_at)),

@@ -13,7 +13,7 @@ use super::view::{self, IDENTIFIER_TABLE, MERGE_TABLE, Profile};
 use crate::access_log::{self, Action};
 use crate::attributes::domain::{AttributeChange, Definition, ValueType, check_change};
 use crate::attributes::store as attribute_store;
-use crate::caller::Caller;
+use crate::caller::{Caller, Purpose};
 use crate::changes::domain::{ChangeKind, ChangeSignal, NewChange};
 use crate::changes::store as change_store;
 use crate::disclosures;
@@ -176,14 +176,12 @@ impl Profiles {
                 changed |= attach_identifier(conn, &lookup_key, &key, subject, new, &command.source)?;
             }
             changed |= apply_changes(conn, &key, subject, &command.changes, &command.source)?;
-            let mut feed = Vec::new();
             if created {
-                feed.push(NewChange::of(ChangeKind::Created, subject));
+                let feed = [NewChange::of(ChangeKind::Created, subject)];
+                change_store::record(conn, &feed)?;
             } else if changed {
-                store::touch(conn, subject)?;
-                feed.push(NewChange::of(ChangeKind::Updated, subject));
+                mark_updated(conn, subject)?;
             }
-            change_store::record(conn, &feed)?;
             access_log::record(conn, &caller, Action::Write, &[subject])?;
             let profile = reload(conn, &keys, row.subject_id)?;
             Ok(UpsertOutcome {
@@ -210,9 +208,7 @@ impl Profiles {
                 if let Some(partner) = caller.partner() {
                     return partner_view(conn, &keys, &caller, partner, row);
                 }
-                if row.restricted_at.is_some() && !purpose.allowed_when_restricted() {
-                    return Err(restricted());
-                }
+                check_readable(&row, &purpose)?;
                 access_log::record(conn, &caller, Action::Read, &[row.subject_id])?;
                 view::load_one(conn, &keys, row)
             })
@@ -233,8 +229,7 @@ impl Profiles {
             check_changes(conn, &changes)?;
             let key = keys.get(conn, subject)?;
             if apply_changes(conn, &key, subject, &changes, &source)? {
-                store::touch(conn, subject)?;
-                change_store::record(conn, &[NewChange::of(ChangeKind::Updated, subject)])?;
+                mark_updated(conn, subject)?;
             }
             access_log::record(conn, &caller, Action::Write, &[subject])?;
             Ok(visible_after_write(reload(conn, &keys, subject)?))
@@ -254,19 +249,9 @@ impl Profiles {
         let lookup_key = self.lookup_key.clone();
         self.write(move |conn| {
             lock_live(conn, subject)?;
-            let lookup = new.identifier.lookup(&lookup_key);
-            if let Some(existing) = identifier_store::find_by_lookup(conn, &lookup)?
-                && existing.subject_id != subject
-            {
-                return Err(ProfilesError::AlreadyExists(format!(
-                    "the identifier belongs to profile {}: merge the profiles to move it",
-                    existing.subject_id
-                )));
-            }
             let key = keys.get(conn, subject)?;
             if attach_identifier(conn, &lookup_key, &key, subject, &new, &source)? {
-                store::touch(conn, subject)?;
-                change_store::record(conn, &[NewChange::of(ChangeKind::Updated, subject)])?;
+                mark_updated(conn, subject)?;
             }
             access_log::record(conn, &caller, Action::Write, &[subject])?;
             Ok(visible_after_write(reload(conn, &keys, subject)?))
@@ -290,8 +275,7 @@ impl Profiles {
             if removed == 0 {
                 return Err(ProfilesError::NotFound("identifier"));
             }
-            store::touch(conn, subject)?;
-            change_store::record(conn, &[NewChange::of(ChangeKind::Updated, subject)])?;
+            mark_updated(conn, subject)?;
             access_log::record(conn, &caller, Action::Write, &[subject])?;
             Ok(visible_after_write(reload(conn, &keys, subject)?))
         })
@@ -398,10 +382,22 @@ impl Profiles {
     }
 }
 
-fn restricted() -> ProfilesError {
-    ProfilesError::FailedPrecondition(
-        "processing of this subject's data is restricted (GDPR Art. 18)".to_owned(),
-    )
+/// Fails when the subject's processing is restricted and `purpose` is not one that survives a
+/// restriction.
+pub fn check_readable(row: &ProfileRow, purpose: &Purpose) -> Result<(), ProfilesError> {
+    if row.restricted_at.is_some() && !purpose.allowed_when_restricted() {
+        return Err(ProfilesError::FailedPrecondition(
+            "processing of this subject's data is restricted (GDPR Art. 18)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Records that a live profile changed: its date, and an `updated` change in the feed.
+fn mark_updated(conn: &mut PgConnection, subject: Uuid) -> Result<(), ProfilesError> {
+    store::touch(conn, subject)?;
+    change_store::record(conn, &[NewChange::of(ChangeKind::Updated, subject)])?;
+    Ok(())
 }
 
 /// After a write, a restricted profile is returned without its personal values: writing is
@@ -505,8 +501,9 @@ pub fn resolve(
     Ok(row.filter(ProfileRow::is_live))
 }
 
-/// Adds `new` to the subject, or records its verification when the subject already has it.
-/// Returns whether anything changed.
+/// Adds `new` to the subject, or records its verification when the subject already has it; an
+/// identifier of another profile is ALREADY_EXISTS, naming that profile. Returns whether
+/// anything changed.
 pub fn attach_identifier(
     conn: &mut PgConnection,
     lookup_key: &BlindIndexKey,
@@ -518,7 +515,10 @@ pub fn attach_identifier(
     let lookup = new.identifier.lookup(lookup_key);
     if let Some(existing) = identifier_store::find_by_lookup(conn, &lookup)? {
         if existing.subject_id != subject {
-            return Err(ProfilesError::Corrupt);
+            return Err(ProfilesError::AlreadyExists(format!(
+                "the identifier belongs to profile {}: merge the profiles to move it",
+                existing.subject_id
+            )));
         }
         return match (existing.verified_at, new.verified_at) {
             (None, Some(at)) => {

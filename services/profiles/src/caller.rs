@@ -41,6 +41,9 @@ impl Purpose {
         }
     }
 
+    /// Disclosure to a partner the subject consented to share data with.
+    pub const PARTNER_SHARING: &str = "partner_sharing";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -108,6 +111,13 @@ impl Caller {
         }
     }
 
+    /// The same caller, reading to share with the partner it is: what `PullChanges` does
+    /// without declaring a purpose.
+    pub fn sharing(mut self) -> Self {
+        self.purpose = Some(Purpose(Purpose::PARTNER_SHARING.to_owned()));
+        self
+    }
+
     /// The partner behind the call, when the caller is a partner's account.
     pub fn partner(&self) -> Option<&str> {
         match self.principal.kind {
@@ -129,6 +139,15 @@ impl Caller {
     /// The purpose as the access log records it.
     pub fn logged_purpose(&self) -> &str {
         self.purpose.as_ref().map_or(UNDECLARED, Purpose::as_str)
+    }
+
+    /// The caller's partner id; fails unless the caller is a partner's account.
+    pub fn require_partner(&self) -> Result<String, ProfilesError> {
+        self.partner()
+            .map(str::to_owned)
+            .ok_or(ProfilesError::PermissionDenied(
+                "PartnerSync is for partners' service accounts",
+            ))
     }
 
     /// Fails unless the caller may write profiles directly: partners sync through `PartnerSync`.

@@ -16,6 +16,24 @@ pub struct DisclosureRow {
     pub disclosed_at: DateTime<Utc>,
 }
 
+/// Records that `partner_id` received `fields` of `subject`'s data, in the caller's transaction.
+pub fn record(
+    conn: &mut PgConnection,
+    subject: Uuid,
+    partner_id: &str,
+    fields: &[&str],
+) -> QueryResult<()> {
+    diesel::insert_into(disclosures::table)
+        .values((
+            disclosures::id.eq(Uuid::now_v7()),
+            disclosures::subject_id.eq(subject),
+            disclosures::partner_id.eq(partner_id),
+            disclosures::fields.eq(fields.iter().map(|f| Some(*f)).collect::<Vec<_>>()),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
 pub fn list_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Vec<DisclosureRow>> {
     disclosures::table
         .filter(disclosures::subject_id.eq(subject))

@@ -12,9 +12,11 @@ mod error;
 mod identifiers;
 mod interactions;
 mod keys;
+mod partner_sync;
 mod privacy;
 mod profiles;
 mod schema;
+mod sharing;
 
 use std::sync::Arc;
 
@@ -24,12 +26,14 @@ use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_proto::ecrm::profiles::v1::interactions_server::InteractionsServer;
+use ecrm_proto::ecrm::profiles::v1::partner_sync_server::PartnerSyncServer;
 use ecrm_proto::ecrm::profiles::v1::profiles_server::ProfilesServer;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::caller::{ON_BEHALF_OF_HEADER, PURPOSE_HEADER};
 pub use crate::config::ProfilesConfig;
 pub use crate::error::ProfilesError;
+pub use crate::sharing::{NothingShared, SharedFields, SharingPolicy};
 
 pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
 
@@ -47,6 +51,7 @@ const LOOKUP_KEY_PURPOSE: &str = "profiles.identifier_lookup";
 pub struct Profiles {
     profiles: Arc<profiles::domain::Profiles>,
     interactions: Arc<interactions::domain::Interactions>,
+    partners: Arc<partner_sync::domain::PartnerSync>,
     feed: Arc<changes::grpc::Feed>,
     privacy: Arc<privacy::domain::Privacy>,
     verifier: Verifier,
@@ -59,11 +64,22 @@ impl std::fmt::Debug for Profiles {
 }
 
 impl Profiles {
-    /// Builds the service on `context`'s database, checking calls with `verifier`.
+    /// Builds the service on `context`'s database, checking calls with `verifier`; no subject
+    /// shares anything with partners.
     pub fn new(
         context: ServiceContext,
         config: ProfilesConfig,
         verifier: Verifier,
+    ) -> Result<Self, ProfilesError> {
+        Self::with_sharing(context, config, verifier, Arc::new(NothingShared))
+    }
+
+    /// Builds the service with `sharing` deciding what subjects share with partners.
+    pub fn with_sharing(
+        context: ServiceContext,
+        config: ProfilesConfig,
+        verifier: Verifier,
+        sharing: Arc<dyn SharingPolicy>,
     ) -> Result<Self, ProfilesError> {
         let master = config.master_key.0.clone();
         let lookup_key = master.blind_index_key(LOOKUP_KEY_PURPOSE)?;
@@ -87,8 +103,16 @@ impl Profiles {
             lookup_key.clone(),
             signal.clone(),
         )?);
+        let partners = Arc::new(partner_sync::domain::PartnerSync::new(
+            db.clone(),
+            keys.clone(),
+            lookup_key.clone(),
+            signal.clone(),
+            sharing,
+        ));
         Ok(Self {
             privacy,
+            partners,
             profiles: Arc::new(profiles::domain::Profiles::new(
                 db.clone(),
                 keys,
@@ -111,8 +135,14 @@ impl Profiles {
         ServiceRoutes::new(self.verifier.clone())
             .with(ProfilesServer::new(profiles::grpc::ProfilesService {
                 profiles: self.profiles.clone(),
+                partners: self.partners.clone(),
                 feed: self.feed.clone(),
             }))
+            .with(PartnerSyncServer::new(
+                partner_sync::grpc::PartnerSyncService {
+                    partners: self.partners.clone(),
+                },
+            ))
             .with(PersonalDataServer::new(
                 privacy::grpc::PersonalDataService {
                     privacy: self.privacy.clone(),

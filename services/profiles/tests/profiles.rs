@@ -474,7 +474,7 @@ async fn a_partner_cannot_read_a_subject_it_did_not_sync() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(by_email.code(), Code::NotFound);
+    assert_eq!(bad_field(&by_email), "subject.identifier");
     // Nor write profiles directly.
     let denied = harness
         .profiles()

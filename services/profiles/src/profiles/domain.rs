@@ -137,12 +137,8 @@ impl Profiles {
         let keys = self.keys.clone();
         let lookup_key = self.lookup_key.clone();
         self.write(move |conn| {
-            let lookups = lookups(&lookup_key, &command.identifiers);
             check_changes(conn, &command.changes)?;
-            let owners: BTreeSet<Uuid> = identifier_store::find_subjects_by_lookups(conn, &lookups)?
-                .into_iter()
-                .map(|(_, subject)| subject)
-                .collect();
+            let owners = owners(conn, &lookup_key, &command.identifiers)?;
             let (subject, key, created, merged) = match owners.len() {
                 0 => {
                     let (subject, key) = create_subject(conn, &keys)?;
@@ -170,20 +166,16 @@ impl Profiles {
                     (survivor, keys.get(conn, survivor)?, false, merged)
                 }
             };
-            let row = lock_live(conn, subject)?;
-            let mut changed = false;
-            for new in &command.identifiers {
-                changed |= attach_identifier(conn, &lookup_key, &key, subject, new, &command.source)?;
-            }
-            changed |= apply_changes(conn, &key, subject, &command.changes, &command.source)?;
-            if created {
-                let feed = [NewChange::of(ChangeKind::Created, subject)];
-                change_store::record(conn, &feed)?;
-            } else if changed {
-                mark_updated(conn, subject)?;
-            }
-            access_log::record(conn, &caller, Action::Write, &[subject])?;
-            let profile = reload(conn, &keys, row.subject_id)?;
+            let write = ResolvedWrite {
+                subject,
+                key: &key,
+                created,
+                identifiers: &command.identifiers,
+                changes: &command.changes,
+                source: &command.source,
+            };
+            write.store(conn, &lookup_key, &caller)?;
+            let profile = reload(conn, &keys, subject)?;
             Ok(UpsertOutcome {
                 profile: visible_after_write(profile),
                 created,
@@ -198,6 +190,8 @@ impl Profiles {
         caller: Caller,
         lookup: SubjectLookup,
     ) -> Result<Profile, ProfilesError> {
+        // Partners read through `PartnerSync::get`, which applies what subjects share.
+        caller.require_not_partner()?;
         let purpose = caller.read_purpose()?.clone();
         let keys = self.keys.clone();
         let lookup_key = self.lookup_key.clone();
@@ -205,9 +199,6 @@ impl Profiles {
             .run(move |conn| {
                 let row = resolve(conn, &lookup_key, &lookup)?
                     .ok_or(ProfilesError::NotFound("profile"))?;
-                if let Some(partner) = caller.partner() {
-                    return partner_view(conn, &keys, &caller, partner, row);
-                }
                 check_readable(&row, &purpose)?;
                 access_log::record(conn, &caller, Action::Read, &[row.subject_id])?;
                 view::load_one(conn, &keys, row)
@@ -418,11 +409,58 @@ fn definition_from_row(row: attribute_store::DefinitionRow) -> Result<Definition
     })
 }
 
-fn lookups(key: &BlindIndexKey, identifiers: &[NewIdentifier]) -> Vec<String> {
-    identifiers
+/// The profiles that already own any of `identifiers`.
+pub fn owners(
+    conn: &mut PgConnection,
+    key: &BlindIndexKey,
+    identifiers: &[NewIdentifier],
+) -> Result<BTreeSet<Uuid>, ProfilesError> {
+    let lookups: Vec<String> = identifiers
         .iter()
         .map(|new| new.identifier.lookup(key))
-        .collect()
+        .collect();
+    Ok(identifier_store::find_subjects_by_lookups(conn, &lookups)?
+        .into_iter()
+        .map(|(_, subject)| subject)
+        .collect())
+}
+
+/// An upsert once its subject is known: identifiers to attach and attributes to apply.
+pub struct ResolvedWrite<'a> {
+    pub subject: Uuid,
+    pub key: &'a DataKey,
+    /// Whether the subject was created by this write.
+    pub created: bool,
+    pub identifiers: &'a [NewIdentifier],
+    pub changes: &'a [AttributeChange],
+    pub source: &'a str,
+}
+
+impl ResolvedWrite<'_> {
+    /// Stores the write under the profile's lock, with its change in the feed (created, or
+    /// updated when anything changed) and its entry in the access log.
+    pub fn store(
+        &self,
+        conn: &mut PgConnection,
+        lookup_key: &BlindIndexKey,
+        caller: &Caller,
+    ) -> Result<(), ProfilesError> {
+        let subject = self.subject;
+        lock_live(conn, subject)?;
+        let mut changed = false;
+        for new in self.identifiers {
+            changed |= attach_identifier(conn, lookup_key, self.key, subject, new, self.source)?;
+        }
+        changed |= apply_changes(conn, self.key, subject, self.changes, self.source)?;
+        if self.created {
+            let feed = [NewChange::of(ChangeKind::Created, subject)];
+            change_store::record(conn, &feed)?;
+        } else if changed {
+            mark_updated(conn, subject)?;
+        }
+        access_log::record(conn, caller, Action::Write, &[subject])?;
+        Ok(())
+    }
 }
 
 /// Checks attribute changes against their rules and the declared custom attributes.
@@ -694,28 +732,4 @@ pub fn merge_into(
     )?;
     access_log::record(conn, caller, Action::Write, &[survivor])?;
     Ok(())
-}
-
-/// What a partner sees of a subject: nothing unless it synced the subject; then its own
-/// reference, and the fields the subject's consent to sharing covers (none until the consent
-/// service answers: deny by default).
-fn partner_view(
-    conn: &mut PgConnection,
-    keys: &SubjectKeys,
-    caller: &Caller,
-    partner: &str,
-    row: ProfileRow,
-) -> Result<Profile, ProfilesError> {
-    if !identifier_store::partner_has_subject(conn, partner, row.subject_id)? {
-        return Err(ProfilesError::NotFound("profile"));
-    }
-    access_log::record(conn, caller, Action::Read, &[row.subject_id])?;
-    let mut profile = view::load_one(conn, keys, row)?;
-    profile
-        .identifiers
-        .retain(|i| i.identifier.partner_id.as_deref() == Some(partner));
-    profile.attributes.clear();
-    profile.merged_subject_ids.clear();
-    profile.restricted = false;
-    Ok(profile)
 }

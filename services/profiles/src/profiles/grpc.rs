@@ -18,6 +18,7 @@ use crate::caller::Caller;
 use crate::changes::grpc::{ChangeStream, Feed};
 use crate::error::ProfilesError;
 use crate::identifiers::domain::{Identifier, IdentifierKind, NewIdentifier, StoredIdentifier};
+use crate::partner_sync::domain::PartnerSync;
 
 pub fn subject_id(field: &str, value: &str) -> Result<Uuid, ProfilesError> {
     Uuid::parse_str(value).map_err(|_| ProfilesError::invalid(field, "not a subject id (a UUID)"))
@@ -169,6 +170,7 @@ impl TryFrom<&pb::UpsertProfileRequest> for UpsertCommand {
 #[derive(Debug, Clone)]
 pub struct ProfilesService {
     pub profiles: Arc<Profiles>,
+    pub partners: Arc<PartnerSync>,
     pub feed: Arc<Feed>,
 }
 
@@ -194,7 +196,11 @@ impl ProfilesApi for ProfilesService {
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
         let caller = Caller::of(&request, "Profiles/GetProfile")?;
         let lookup = subject_lookup(request.get_ref().subject.as_ref(), "subject")?;
-        let profile = self.profiles.get(caller, lookup).await?;
+        let profile = if caller.partner().is_some() {
+            self.partners.get(caller, lookup).await?
+        } else {
+            self.profiles.get(caller, lookup).await?
+        };
         Ok(Response::new(pb::GetProfileResponse {
             profile: Some(profile_to_proto(&profile)),
         }))

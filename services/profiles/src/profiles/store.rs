@@ -48,6 +48,13 @@ pub fn find(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Option<Profil
         .optional()
 }
 
+pub fn find_many(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<ProfileRow>> {
+    profiles::table
+        .filter(profiles::subject_id.eq_any(subjects))
+        .select(ProfileRow::as_select())
+        .load(conn)
+}
+
 /// Locks the rows of `subjects` for the rest of the transaction, in id order so that two
 /// transactions locking the same pair cannot deadlock.
 pub fn lock(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<ProfileRow>> {

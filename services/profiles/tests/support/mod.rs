@@ -15,10 +15,13 @@ use std::time::Duration;
 use ecrm_auth::{Scope, Scopes};
 use ecrm_crypto::MasterKey;
 use ecrm_platform::ServiceContext;
-use ecrm_profiles::{PURPOSE_HEADER, Profiles, ProfilesConfig, SERVICE};
+use ecrm_profiles::{
+    NothingShared, PURPOSE_HEADER, Profiles, ProfilesConfig, SERVICE, SharingPolicy,
+};
 use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::profiles::v1 as pb;
 use ecrm_proto::ecrm::profiles::v1::interactions_client::InteractionsClient;
+use ecrm_proto::ecrm::profiles::v1::partner_sync_client::PartnerSyncClient;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
 use ecrm_testkit::{TestAuth, TestDatabase, TestServer, TokenSpec, start_server};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +33,7 @@ pub struct Harness {
     pub server: TestServer,
     pub auth: TestAuth,
     pub master: Arc<MasterKey>,
+    sharing: Arc<dyn SharingPolicy>,
     shutdown: CancellationToken,
 }
 
@@ -48,16 +52,29 @@ pub fn config(master: Arc<MasterKey>) -> ProfilesConfig {
 
 impl Harness {
     pub async fn start() -> Self {
+        Self::start_with(Arc::new(NothingShared)).await
+    }
+
+    /// A service where `sharing` says what subjects share with partners.
+    pub async fn start_with(sharing: Arc<dyn SharingPolicy>) -> Self {
         let database = TestDatabase::new(&[&SERVICE]).await;
         let master = Arc::new(MasterKey::generate().unwrap().0);
         let auth = TestAuth::new();
         let shutdown = CancellationToken::new();
-        let server = serve(&database, &auth, master.clone(), shutdown.clone()).await;
+        let server = serve(
+            &database,
+            &auth,
+            master.clone(),
+            sharing.clone(),
+            shutdown.clone(),
+        )
+        .await;
         Self {
             database,
             server,
             auth,
             master,
+            sharing,
             shutdown,
         }
     }
@@ -67,10 +84,16 @@ impl Harness {
         self.shutdown.cancel();
         let old = std::mem::replace(
             &mut self.server,
-            serve(&self.database, &self.auth, self.master.clone(), {
-                self.shutdown = CancellationToken::new();
-                self.shutdown.clone()
-            })
+            serve(
+                &self.database,
+                &self.auth,
+                self.master.clone(),
+                self.sharing.clone(),
+                {
+                    self.shutdown = CancellationToken::new();
+                    self.shutdown.clone()
+                },
+            )
             .await,
         );
         old.stop().await.unwrap();
@@ -78,6 +101,10 @@ impl Harness {
 
     pub fn profiles(&self) -> ProfilesClient<Channel> {
         self.server.client(ProfilesClient::new)
+    }
+
+    pub fn partner_sync(&self) -> PartnerSyncClient<Channel> {
+        self.server.client(PartnerSyncClient::new)
     }
 
     pub fn interactions(&self) -> InteractionsClient<Channel> {
@@ -151,14 +178,16 @@ async fn serve(
     database: &TestDatabase,
     auth: &TestAuth,
     master: Arc<MasterKey>,
+    sharing: Arc<dyn SharingPolicy>,
     shutdown: CancellationToken,
 ) -> TestServer {
     let db = database.db(&SERVICE).await.unwrap();
     let verifier = auth.verifier("profiles").await;
-    let profiles = Profiles::new(
+    let profiles = Profiles::with_sharing(
         ServiceContext::new(db, shutdown.clone()),
         config(master),
         verifier,
+        sharing,
     )
     .unwrap();
     start_server(profiles.routes()).await.unwrap()

@@ -1,0 +1,105 @@
+//! `ecrm.profiles.v1.PartnerSync`: decode, call the domain, encode.
+
+use std::sync::Arc;
+
+use ecrm_proto::ecrm::profiles::v1 as pb;
+use ecrm_proto::ecrm::profiles::v1::partner_sync_server::PartnerSync as PartnerSyncApi;
+use tonic::{Request, Response, Status};
+
+use super::domain::{PartnerSync, PartnerUpsert};
+use crate::attributes::grpc as attributes;
+use crate::caller::Caller;
+use crate::changes::domain::Cursor;
+use crate::error::ProfilesError;
+use crate::identifiers::domain::IdentifierKind;
+use crate::profiles::grpc::{identifier_to_proto, new_identifier_from_proto};
+
+/// Changes read by one pull when the request names no number.
+const DEFAULT_PULL: u32 = 100;
+const MAX_PULL: u32 = 500;
+
+impl TryFrom<&pb::UpsertPartnerProfileRequest> for PartnerUpsert {
+    type Error = ProfilesError;
+
+    fn try_from(request: &pb::UpsertPartnerProfileRequest) -> Result<Self, Self::Error> {
+        let identifiers = request
+            .identifiers
+            .iter()
+            .enumerate()
+            .map(|(i, new)| {
+                let field = format!("identifiers[{i}]");
+                let new = new_identifier_from_proto(new, &field)?;
+                if new.identifier.kind == IdentifierKind::PartnerReference {
+                    return Err(ProfilesError::invalid(
+                        format!("{field}.identifier.kind"),
+                        "the partner's reference is external_id; other partners' are not theirs to send",
+                    ));
+                }
+                Ok(new)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            external_id: request.external_id.clone(),
+            identifiers,
+            changes: attributes::given(request.attributes.as_ref())?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PartnerSyncService {
+    pub partners: Arc<PartnerSync>,
+}
+
+#[tonic::async_trait]
+impl PartnerSyncApi for PartnerSyncService {
+    async fn upsert_partner_profile(
+        &self,
+        request: Request<pb::UpsertPartnerProfileRequest>,
+    ) -> Result<Response<pb::UpsertPartnerProfileResponse>, Status> {
+        let caller = Caller::of(&request, "PartnerSync/UpsertPartnerProfile")?;
+        caller.require_partner()?;
+        let command = PartnerUpsert::try_from(request.get_ref())?;
+        let subject = self.partners.upsert(caller, command).await?;
+        Ok(Response::new(pb::UpsertPartnerProfileResponse {
+            subject_id: subject.to_string(),
+        }))
+    }
+
+    async fn pull_changes(
+        &self,
+        request: Request<pb::PullChangesRequest>,
+    ) -> Result<Response<pb::PullChangesResponse>, Status> {
+        let caller = Caller::of(&request, "PartnerSync/PullChanges")?;
+        caller.require_partner()?;
+        let body = request.get_ref();
+        let cursor = Cursor::decode("cursor", &body.cursor)?;
+        let limit = match body.max_changes {
+            0 => DEFAULT_PULL,
+            n if n <= MAX_PULL => n,
+            _ => {
+                return Err(
+                    ProfilesError::invalid("max_changes", format!("at most {MAX_PULL}")).into(),
+                );
+            }
+        };
+        let (shared, next) = self.partners.pull(caller, cursor, i64::from(limit)).await?;
+        Ok(Response::new(pb::PullChangesResponse {
+            profiles: shared
+                .into_iter()
+                .map(|shared| pb::SharedProfile {
+                    subject_id: shared.profile.subject_id.to_string(),
+                    external_id: shared.external_id.unwrap_or_default(),
+                    attributes: Some(attributes::to_proto(&shared.profile.attributes)),
+                    identifiers: shared
+                        .profile
+                        .identifiers
+                        .iter()
+                        .map(|stored| identifier_to_proto(&stored.identifier))
+                        .collect(),
+                })
+                .collect(),
+            next_cursor: next.encode(),
+        }))
+    }
+}

@@ -108,6 +108,7 @@ pub mod profiles {
             currency -> Nullable<Text>,
             sealed_payload -> Nullable<Bytea>,
             expires_at -> Timestamptz,
+            origin -> Text,
         }
     }
 

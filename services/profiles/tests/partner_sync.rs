@@ -494,3 +494,57 @@ async fn a_restricted_subject_is_not_shared() {
     assert_eq!(seen.attributes.unwrap(), pb::ProfileAttributes::default());
     assert!(!seen.restricted);
 }
+
+#[tokio::test]
+async fn a_partner_records_and_lists_only_its_own_interactions() {
+    let harness = Harness::start().await;
+    let shop = harness.upsert_email("ida@example.com", "Ida").await;
+    let subject = upsert_as(
+        &harness,
+        "air-one",
+        partner_upsert("AF-2", "ida@example.com", "Ida"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(subject, shop.subject_id);
+    // The shop and the partner happen to use the same event id: two interactions.
+    let mut from_partner = order("evt-1", &subject, "PNR-1", 45_000, "EUR");
+    from_partner.channel = pb::Channel::Partner.into();
+    record(
+        &harness,
+        &harness.internal(),
+        vec![vec![order("evt-1", &subject, "order-1", 8_900, "EUR")]],
+    )
+    .await
+    .unwrap();
+    let recorded = record(
+        &harness,
+        &harness.partner("air-one"),
+        vec![vec![from_partner]],
+    )
+    .await
+    .unwrap();
+    assert_eq!(recorded.recorded, 1, "{recorded:?}");
+    assert_eq!(list_interactions(&harness, &subject).await.len(), 2);
+
+    let list = |partner: &str| {
+        let mut client = harness.interactions();
+        let request = read(
+            &harness.partner(partner),
+            pb::ListInteractionsRequest {
+                subject_id: subject.clone(),
+                ..Default::default()
+            },
+        );
+        async move { client.list_interactions(request).await }
+    };
+    let own = list("air-one").await.unwrap().into_inner().interactions;
+    assert_eq!(own.len(), 1);
+    let Some(pb::interaction::Details::Order(order)) = own[0].interaction.clone().unwrap().details
+    else {
+        panic!("not an order: {own:?}");
+    };
+    assert_eq!(order.order_id, "PNR-1");
+    // Another partner does not reach the subject at all.
+    assert_eq!(list("hotel-two").await.unwrap_err().code(), Code::NotFound);
+}

@@ -231,6 +231,7 @@ impl Interactions {
                 let mut rows = store::list_by_subject(
                     conn,
                     row.subject_id,
+                    caller.partner(),
                     &kinds,
                     filter.since,
                     filter.until,
@@ -358,6 +359,7 @@ fn record_batch(
             amount_minor: interaction.amount.as_ref().map(|a| a.amount_minor),
             currency: interaction.amount.as_ref().map(|a| a.currency.as_str()),
             sealed_payload: sealed,
+            origin: caller.partner().unwrap_or_default(),
             expires_at: interaction.occurred_at
                 + chrono::Duration::from_std(interaction.kind.retention())
                     .unwrap_or(chrono::Duration::MAX),

@@ -34,9 +34,11 @@ pub struct NewInteractionRow<'a> {
     pub currency: Option<&'a str>,
     pub sealed_payload: Vec<u8>,
     pub expires_at: DateTime<Utc>,
+    /// `""` for the organisation's own channels, else the recording partner's id.
+    pub origin: &'a str,
 }
 
-/// Inserts the rows whose `event_id` is new; returns the ids of those inserted.
+/// Inserts the rows whose `event_id` is new for their origin; returns the ids of those inserted.
 pub fn insert_new(
     conn: &mut PgConnection,
     rows: &[NewInteractionRow<'_>],
@@ -46,16 +48,22 @@ pub fn insert_new(
     }
     diesel::insert_into(interactions::table)
         .values(rows)
-        .on_conflict(interactions::event_id)
+        .on_conflict((interactions::origin, interactions::event_id))
         .do_nothing()
         .returning(interactions::id)
         .get_results(conn)
 }
 
-/// A subject's interactions, newest first, after the cursor `(occurred_at, id)`.
+/// A subject's interactions, newest first, after the cursor `(occurred_at, id)`; only those
+/// recorded by `origin` when it is given.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one filter per argument of ListInteractions"
+)]
 pub fn list_by_subject(
     conn: &mut PgConnection,
     subject: Uuid,
+    origin: Option<&str>,
     kinds: &[&str],
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -68,6 +76,9 @@ pub fn list_by_subject(
         .limit(limit)
         .select(InteractionRow::as_select())
         .into_boxed();
+    if let Some(origin) = origin {
+        query = query.filter(interactions::origin.eq(origin.to_owned()));
+    }
     if !kinds.is_empty() {
         query = query.filter(interactions::kind.eq_any(kinds.to_vec()));
     }

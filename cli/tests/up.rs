@@ -59,6 +59,7 @@ fn ecrm_up(scratch: &Path, args: &[&str]) -> Command {
         .env_remove("ECRM_DATA_DIR")
         .env_remove("ECRM_BOOTSTRAP_ADMIN_PASSWORD")
         .env_remove("ECRM_IDENTITY_MASTER_KEY")
+        .env_remove("ECRM_PROFILES_MASTER_KEY")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -216,15 +217,24 @@ async fn assert_serving(name: &str, addr: SocketAddr) {
     );
 }
 
-/// Logs in as `username` at the identity endpoint and makes an authenticated call with the token.
-async fn log_in(identity: SocketAddr, username: &str, password: &str) -> Result<(), tonic::Status> {
-    use ecrm_proto::ecrm::identity::v1 as pb;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{identity}"))
+async fn channel_to(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
-        .unwrap();
-    let token = pb::tokens_client::TokensClient::new(channel.clone())
+        .unwrap()
+}
+
+/// A token of the operator `username` for `audience`, issued by the identity endpoint.
+async fn operator_token(
+    identity: SocketAddr,
+    username: &str,
+    password: &str,
+    scopes: &[&str],
+    audience: &str,
+) -> Result<String, tonic::Status> {
+    use ecrm_proto::ecrm::identity::v1 as pb;
+    let token = pb::tokens_client::TokensClient::new(channel_to(identity).await)
         .issue_token(pb::IssueTokenRequest {
             grant: Some(pb::issue_token_request::Grant::OperatorPassword(
                 pb::OperatorPassword {
@@ -232,22 +242,109 @@ async fn log_in(identity: SocketAddr, username: &str, password: &str) -> Result<
                     password: password.to_owned(),
                 },
             )),
-            scopes: vec!["identity.admin".to_owned()],
-            audience: "identity".to_owned(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            audience: audience.to_owned(),
         })
         .await?
         .into_inner();
-    let mut request = tonic::Request::new(pb::ListSigningKeysRequest {});
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", token.access_token).parse().unwrap(),
-    );
-    let keys = pb::signing_keys_client::SigningKeysClient::new(channel)
-        .list_signing_keys(request)
+    Ok(token.access_token)
+}
+
+fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// Logs in as `username` at the identity endpoint and makes an authenticated call with the token.
+async fn log_in(identity: SocketAddr, username: &str, password: &str) -> Result<(), tonic::Status> {
+    use ecrm_proto::ecrm::identity::v1 as pb;
+    let token = operator_token(
+        identity,
+        username,
+        password,
+        &["identity.admin"],
+        "identity",
+    )
+    .await?;
+    let keys = pb::signing_keys_client::SigningKeysClient::new(channel_to(identity).await)
+        .list_signing_keys(authorized(&token, pb::ListSigningKeysRequest {}))
         .await?
         .into_inner();
     assert_eq!(keys.keys.len(), 2);
     Ok(())
+}
+
+/// With a token from identity, stores a customer at profiles on the first run and finds it,
+/// decrypted, on the second: profiles trusts identity's keys and keeps its own master key.
+async fn profiles_keep_a_customer(up: &Up, password: &str, first_run: bool) {
+    use ecrm_proto::ecrm::common::v1 as common;
+    use ecrm_proto::ecrm::profiles::v1 as pb;
+    let token = operator_token(
+        up.endpoints["identity"],
+        "admin",
+        password,
+        &["profiles.read", "profiles.write"],
+        "profiles",
+    )
+    .await
+    .unwrap();
+    let mut profiles =
+        pb::profiles_client::ProfilesClient::new(channel_to(up.endpoints["profiles"]).await);
+    let email = common::Identifier {
+        kind: common::IdentifierKind::Email.into(),
+        value: "Ada@Example.com".to_owned(),
+        ..Default::default()
+    };
+    if first_run {
+        let created = profiles
+            .upsert_profile(authorized(
+                &token,
+                pb::UpsertProfileRequest {
+                    identifiers: vec![pb::NewIdentifier {
+                        identifier: Some(email.clone()),
+                        ..Default::default()
+                    }],
+                    attributes: Some(pb::ProfileAttributes {
+                        given_name: "Ada".to_owned(),
+                        ..Default::default()
+                    }),
+                    source: "web_shop".to_owned(),
+                    merge_if_needed: false,
+                },
+            ))
+            .await
+            .unwrap_or_else(|status| panic!("{status:?}\n{}", up.report()))
+            .into_inner();
+        assert!(created.created);
+    }
+    let mut request = authorized(
+        &token,
+        pb::GetProfileRequest {
+            subject: Some(common::SubjectRef {
+                subject: Some(common::subject_ref::Subject::Identifier(email)),
+            }),
+        },
+    );
+    request
+        .metadata_mut()
+        .insert("x-ecrm-purpose", "customer_service".parse().unwrap());
+    let found = profiles
+        .get_profile(request)
+        .await
+        .unwrap_or_else(|status| panic!("{status:?}\n{}", up.report()))
+        .into_inner()
+        .profile
+        .unwrap();
+    assert_eq!(found.attributes.unwrap().given_name, "Ada");
+    // Without a token, nothing.
+    let refused = profiles
+        .get_profile(pb::GetProfileRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
 
 /// The password in the "shown once" line, if the run printed one.
@@ -295,6 +392,12 @@ async fn up_starts_from_nothing_serves_every_port_and_ctrl_c_stops_everything() 
         )
         .await
         .unwrap_or_else(|status| panic!("{run}: {status:?}"));
+        profiles_keep_a_customer(
+            &up,
+            password.as_deref().unwrap(),
+            run == "first run, initialising",
+        )
+        .await;
         let postmaster = up.postmaster_pid().unwrap();
         assert!(process_is_alive(postmaster));
         let endpoints = up.endpoints.clone();

@@ -247,6 +247,7 @@ async fn start_members(
     running: &mut Vec<Running>,
     notices: &mut Vec<String>,
 ) -> Result<(), UpError> {
+    let mut started = services::Started::default();
     for (member, port) in MEMBERS.iter().zip(ports) {
         if shutdown.is_cancelled() {
             break;
@@ -284,7 +285,7 @@ async fn start_members(
             drain_timeout: Duration::from_secs(10),
         };
         let context = ServiceContext::new(db, shutdown.child_token());
-        let built = services::build(member, context, settings).await?;
+        let built = services::build(member, context, settings, &mut started).await?;
         // Said at once: a later member failing to start must not lose a credential shown once.
         if let Some(notice) = &built.notice {
             say!("{notice}");
@@ -292,6 +293,9 @@ async fn start_members(
         notices.extend(built.notice);
         let server =
             RunningServer::start(listener, built.routes, options, shutdown.child_token()).await?;
+        if member.name == "identity" {
+            started.identity_listens_on(server.local_addr());
+        }
         running.push(Running { member, server });
     }
     Ok(())

@@ -3,14 +3,24 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use ecrm_auth::{Scope, Scopes};
 use ecrm_crypto::{MasterKey, Secret};
 use ecrm_identity::{Identity, IdentityConfig};
+use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::{ServiceContext, ServiceRoutes};
+use ecrm_profiles::ProfilesConfig;
 
 use super::suite::Member;
 
 /// Where the identity service's master key is kept between runs.
 const MASTER_KEY_FILE: &str = "identity-master.key";
+/// Where the profiles service's master key is kept between runs: its own, so neither service
+/// can open the other's data.
+const PROFILES_MASTER_KEY_FILE: &str = "profiles-master.key";
+/// The display name of the internal account `ecrm up` gives each service, e.g. `ecrm up: profiles`.
+const ACCOUNT_PREFIX: &str = "ecrm up: ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -30,29 +40,80 @@ pub enum BuildError {
     Crypto(#[from] ecrm_crypto::CryptoError),
     #[error("cannot start the identity service")]
     Identity(#[from] ecrm_identity::IdentityError),
+    #[error("cannot start the profiles service")]
+    Profiles(#[from] ecrm_profiles::ProfilesError),
+    #[error("{0} needs the identity service, which is not running")]
+    NoIdentity(&'static str),
 }
 
 /// What every member is built with.
 pub struct SuiteSettings {
     master_key: Arc<MasterKey>,
+    profiles_master_key: Arc<MasterKey>,
     bootstrap_password: Option<Secret<String>>,
 }
 
 impl SuiteSettings {
-    /// Reads the master key of `data_dir`, or makes one on first run (mode 0600);
-    /// `ECRM_IDENTITY_MASTER_KEY` takes precedence when set.
+    /// Reads the master keys of `data_dir`, or makes them on first run (mode 0600);
+    /// `ECRM_IDENTITY_MASTER_KEY` and `ECRM_PROFILES_MASTER_KEY` take precedence when set.
     pub fn load(
         data_dir: &Path,
         bootstrap_password: Option<Secret<String>>,
     ) -> Result<Self, BuildError> {
-        let master_key = match std::env::var("ECRM_IDENTITY_MASTER_KEY") {
-            Ok(value) if !value.is_empty() => Arc::new(value.parse()?),
-            _ => Arc::new(master_key_file(&data_dir.join(MASTER_KEY_FILE))?),
-        };
         Ok(Self {
-            master_key,
+            master_key: master_key(data_dir, "ECRM_IDENTITY_MASTER_KEY", MASTER_KEY_FILE)?,
+            profiles_master_key: master_key(
+                data_dir,
+                "ECRM_PROFILES_MASTER_KEY",
+                PROFILES_MASTER_KEY_FILE,
+            )?,
             bootstrap_password,
         })
+    }
+}
+
+/// The key in the environment variable `env` when set, else the one in `data_dir/file`.
+fn master_key(data_dir: &Path, env: &str, file: &str) -> Result<Arc<MasterKey>, BuildError> {
+    Ok(Arc::new(match std::env::var(env) {
+        Ok(value) if !value.is_empty() => value.parse()?,
+        _ => master_key_file(&data_dir.join(file))?,
+    }))
+}
+
+/// What later members need of those already running.
+#[derive(Default)]
+pub struct Started {
+    /// Kept to provision each later service's internal account.
+    identity: Option<Identity>,
+    /// Where identity serves, for the others' verifiers.
+    identity_url: Option<String>,
+}
+
+impl Started {
+    /// Records where identity listens; a wildcard address is reached on loopback.
+    pub fn identity_listens_on(&mut self, addr: SocketAddr) {
+        let ip = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        self.identity_url = Some(format!("http://{}", SocketAddr::new(ip, addr.port())));
+    }
+
+    /// How `service` verifies its callers: identity's keys, read with an internal account
+    /// provisioned for it now (fresh credentials each run, none stored).
+    async fn auth_for(
+        &self,
+        service: &'static str,
+        scopes: Scopes,
+    ) -> Result<AuthConfig, BuildError> {
+        let (Some(identity), Some(url)) = (&self.identity, &self.identity_url) else {
+            return Err(BuildError::NoIdentity(service));
+        };
+        let (client_id, secret) = identity
+            .provision_internal_account(&format!("{ACCOUNT_PREFIX}{service}"), scopes)
+            .await?;
+        Ok(AuthConfig::new(url, &client_id, secret.expose()))
     }
 }
 
@@ -114,6 +175,7 @@ pub async fn build(
     member: &Member,
     context: ServiceContext,
     settings: &SuiteSettings,
+    started: &mut Started,
 ) -> Result<Built, BuildError> {
     match member.name {
         "identity" => {
@@ -132,9 +194,19 @@ pub async fn build(
                         )
                     }
                 });
+            let routes = identity.routes();
+            started.identity = Some(identity);
+            Ok(Built { routes, notice })
+        }
+        "profiles" => {
+            // Its own token is used only to read revocations from identity.
+            let scopes = Scopes::empty().with(Scope::ProfilesRead);
+            let auth = started.auth_for(member.name, scopes).await?;
+            let config = ProfilesConfig::new(settings.profiles_master_key.clone());
+            let routes = ecrm_profiles::build(context, config, auth).await?;
             Ok(Built {
-                routes: identity.routes(),
-                notice,
+                routes,
+                notice: None,
             })
         }
         _ => Ok(Built {

@@ -32,7 +32,7 @@ pub const MEMBERS: [Member; 5] = [
         port_offset: 0,
     },
     Member {
-        def: None,
+        def: Some(&ecrm_profiles::SERVICE),
         name: "profiles",
         schema: "profiles",
         port_offset: 1,

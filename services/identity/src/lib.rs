@@ -140,6 +140,20 @@ impl Identity {
             .map(|(admin, password)| (admin.username, password)))
     }
 
+    /// Credentials of the internal account `display_name` holding `scopes`, created or given
+    /// a fresh secret (earlier ones stop working): `(client_id, client_secret)`.
+    pub async fn provision_internal_account(
+        &self,
+        display_name: &str,
+        scopes: ecrm_auth::Scopes,
+    ) -> Result<(String, Secret<String>), IdentityError> {
+        let (account, secret) = self
+            .accounts
+            .provision_internal(display_name, scopes)
+            .await?;
+        Ok((account.client_id, secret))
+    }
+
     /// The signer of a stored key: lets tests and tools sign exactly as this service does.
     pub async fn signer(&self, kid: &str) -> Result<Arc<TokenSigner>, IdentityError> {
         self.keys.signer_by_kid(kid).await

@@ -503,3 +503,55 @@ async fn a_secret_stops_working_when_it_expires() {
         .unwrap();
     assert_eq!(listed.secrets.len(), 1);
 }
+
+#[tokio::test]
+async fn provisioning_an_internal_account_again_replaces_its_secret() {
+    let harness = Harness::start().await;
+    let scopes: ecrm_auth::Scopes = [ecrm_auth::Scope::ProfilesRead].into_iter().collect();
+    let (client_id, first) = harness
+        .identity
+        .provision_internal_account("suite: profiles", scopes.clone())
+        .await
+        .unwrap();
+    harness
+        .client_token(&client_id, first.expose(), &["profiles.read"], "identity")
+        .await
+        .unwrap();
+
+    let (again, second) = harness
+        .identity
+        .provision_internal_account("suite: profiles", scopes)
+        .await
+        .unwrap();
+    assert_eq!(again, client_id, "the same account, not a new one");
+    let refused = harness
+        .client_token(&client_id, first.expose(), &["profiles.read"], "identity")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let token = harness
+        .client_token(&client_id, second.expose(), &["profiles.read"], "identity")
+        .await
+        .unwrap();
+    assert!(!token.access_token.is_empty());
+    // It holds only the scopes asked for.
+    let denied = harness
+        .client_token(&client_id, second.expose(), &["identity.admin"], "identity")
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let account = harness
+        .accounts()
+        .get_service_account(authed(
+            pb::GetServiceAccountRequest { id: client_id },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(account.secrets.len(), 1);
+    assert_eq!(account.kind, i32::from(pb::PrincipalKind::Internal));
+}

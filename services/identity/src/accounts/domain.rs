@@ -258,6 +258,60 @@ impl Accounts {
         Ok((account, secret))
     }
 
+    /// The internal account named `display_name` with exactly `scopes` and one new secret,
+    /// returned once; created when there is none. Earlier secrets stop working: this is how a
+    /// suite run in one process hands its services fresh credentials without storing any.
+    pub async fn provision_internal(
+        &self,
+        display_name: &str,
+        scopes: Scopes,
+    ) -> Result<(ServiceAccount, Secret<String>), IdentityError> {
+        let new = NewAccount::new(display_name, PrincipalKind::Internal, "", scopes, None)?;
+        let secret = credentials::new_client_secret()?;
+        let hash = self.hash(&secret).await?;
+        let client_id = credentials::new_client_id()?;
+        let account = self
+            .db
+            .run(move |conn| {
+                let id = match store::lock_internal_by_display_name(conn, &new.display_name)? {
+                    Some(existing) => {
+                        store::update_remove_all_secrets(conn, existing.id, Utc::now())?;
+                        store::update_scopes(conn, existing.id, new.scopes.names())?;
+                        existing.id
+                    }
+                    None => {
+                        let id = Uuid::now_v7();
+                        store::insert_account(
+                            conn,
+                            &NewServiceAccount {
+                                id,
+                                client_id: &client_id,
+                                display_name: &new.display_name,
+                                kind: new.kind.as_str(),
+                                partner_id: None,
+                                scopes: new.scopes.names(),
+                            },
+                        )?;
+                        id
+                    }
+                };
+                store::insert_secret(
+                    conn,
+                    &NewSecret {
+                        id: Uuid::now_v7(),
+                        account_id: id,
+                        secret_hash: &hash,
+                        expires_at: None,
+                    },
+                )?;
+                let row = find(conn, &AccountRef::Id(id))?;
+                load(conn, row)
+            })
+            .await?;
+        tracing::info!(account.id = %account.id, "internal service account provisioned");
+        Ok((account, secret))
+    }
+
     pub async fn get(&self, reference: AccountRef) -> Result<ServiceAccount, IdentityError> {
         self.db
             .run(move |conn| {

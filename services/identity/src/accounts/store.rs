@@ -81,6 +81,44 @@ pub fn find_by_client_id(
         .optional()
 }
 
+/// The oldest enabled internal account named `display_name`, locked for the transaction.
+pub fn lock_internal_by_display_name(
+    conn: &mut PgConnection,
+    display_name: &str,
+) -> QueryResult<Option<ServiceAccountRow>> {
+    service_accounts::table
+        .filter(service_accounts::display_name.eq(display_name))
+        .filter(service_accounts::kind.eq("internal"))
+        .filter(service_accounts::disabled_at.is_null())
+        .order(service_accounts::id)
+        .for_update()
+        .select(ServiceAccountRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn update_scopes(conn: &mut PgConnection, id: Uuid, scopes: Vec<String>) -> QueryResult<()> {
+    diesel::update(service_accounts::table.find(id))
+        .set(service_accounts::scopes.eq(scopes))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Removes every secret of the account still in use.
+pub fn update_remove_all_secrets(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        service_account_secrets::table
+            .filter(service_account_secrets::account_id.eq(account_id))
+            .filter(service_account_secrets::removed_at.is_null()),
+    )
+    .set(service_account_secrets::removed_at.eq(now))
+    .execute(conn)
+}
+
 /// Up to `limit` accounts with ids after `after`, in id order (UUID v7: creation order).
 pub fn list_after(
     conn: &mut PgConnection,

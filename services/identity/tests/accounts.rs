@@ -510,7 +510,7 @@ async fn provisioning_an_internal_account_again_replaces_its_secret() {
     let scopes: ecrm_auth::Scopes = [ecrm_auth::Scope::ProfilesRead].into_iter().collect();
     let (client_id, first) = harness
         .identity
-        .provision_internal_account("suite: profiles", scopes.clone())
+        .provision_internal_account("suite: profiles", scopes)
         .await
         .unwrap();
     harness

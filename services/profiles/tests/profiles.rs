@@ -167,6 +167,24 @@ async fn a_merge_keeps_identifiers_attributes_and_interactions_and_is_in_the_his
     let interactions = list_interactions(&harness, &survivor.subject_id).await;
     assert_eq!(interactions.len(), 1);
     assert_eq!(interactions[0].subject_id, survivor.subject_id);
+    // Interactions that still name the merged subject, by id or by its email, land on the
+    // survivor, in one batch with one naming the survivor itself.
+    let mut by_email = order("e-3", &other.subject_id, "o-3", 100, "EUR");
+    by_email.subject = Some(by_identifier(email_id("ANN.work@example.com")));
+    record(
+        &harness,
+        &token,
+        vec![vec![
+            order("e-2", &other.subject_id, "o-2", 100, "EUR"),
+            by_email,
+            order("e-4", &survivor.subject_id, "o-4", 100, "EUR"),
+        ]],
+    )
+    .await
+    .unwrap();
+    let interactions = list_interactions(&harness, &survivor.subject_id).await;
+    assert_eq!(interactions.len(), 4);
+    assert!(interactions.iter().all(|i| i.subject_id == survivor.subject_id));
 
     // A merged profile cannot be merged again.
     let again = harness

@@ -73,6 +73,20 @@ pub fn list_by_subjects(
         .load(conn)
 }
 
+/// Those of `subjects` that `partner_id` synced.
+pub fn partner_subjects(
+    conn: &mut PgConnection,
+    partner_id: &str,
+    subjects: &[Uuid],
+) -> QueryResult<Vec<Uuid>> {
+    identifiers::table
+        .filter(identifiers::partner_id.eq(partner_id))
+        .filter(identifiers::subject_id.eq_any(subjects))
+        .select(identifiers::subject_id)
+        .distinct()
+        .load(conn)
+}
+
 /// Whether `partner_id` synced `subject` (holds a reference to it).
 pub fn partner_has_subject(
     conn: &mut PgConnection,

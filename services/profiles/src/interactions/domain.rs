@@ -1,6 +1,6 @@
 //! Interaction kinds, channels and retention, and recording a batch of interactions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +21,7 @@ use crate::keys::{self, SubjectKeys};
 use crate::profiles::domain::{
     SubjectLookup, attach_identifier, check_readable, create_subject, resolve, run_resolving,
 };
+use crate::profiles::store as profile_store;
 
 /// The table name sealed payloads are bound to.
 pub const INTERACTION_TABLE: &str = "interaction";
@@ -307,17 +308,16 @@ fn record_batch(
     caller: &Caller,
     batch: &[NewInteraction],
 ) -> Result<Recorded, ProfilesError> {
-    // Each subject resolved and its key opened once per batch.
-    let mut subjects: HashMap<String, Uuid> = HashMap::new();
-    let mut data_keys: HashMap<Uuid, DataKey> = HashMap::new();
+    // The subjects the batch names, and their keys, read a few queries for the whole batch;
+    // only identifiers no profile holds yet are handled one by one (each creates a profile).
+    let mut subjects = resolve_batch(conn, lookup_key, caller, batch)?;
+    let known: Vec<Uuid> = subjects.values().copied().collect();
+    let mut data_keys: HashMap<Uuid, DataKey> = keys.find_many(conn, &known)?;
     let mut created = Vec::new();
     let mut rows = Vec::with_capacity(batch.len());
     let mut ids = Vec::with_capacity(batch.len());
     for interaction in batch {
-        let cache_key = match &interaction.subject {
-            SubjectLookup::Id(id) => id.to_string(),
-            SubjectLookup::Identifier(identifier) => identifier.lookup(lookup_key),
-        };
+        let cache_key = batch_key(lookup_key, &interaction.subject);
         let subject = match subjects.get(&cache_key) {
             Some(subject) => *subject,
             None => {
@@ -365,19 +365,20 @@ fn record_batch(
                     .unwrap_or(chrono::Duration::MAX),
         })
         .collect();
-    let inserted = store::insert_new(conn, &new_rows)?;
+    let inserted: HashSet<Uuid> = store::insert_new(conn, &new_rows)?.into_iter().collect();
     let mut feed: Vec<NewChange> = created
         .iter()
         .map(|subject| NewChange::of(ChangeKind::Created, *subject))
         .collect();
     let mut touched: Vec<Uuid> = Vec::new();
+    let mut seen = HashSet::new();
     for (id, subject) in &ids {
         if inserted.contains(id) {
             feed.push(NewChange {
                 interaction_id: Some(*id),
                 ..NewChange::of(ChangeKind::InteractionRecorded, *subject)
             });
-            if !touched.contains(subject) {
+            if seen.insert(*subject) {
                 touched.push(*subject);
             }
         }
@@ -389,6 +390,81 @@ fn record_batch(
         recorded,
         duplicates: batch.len() as u64 - recorded,
     })
+}
+
+/// How a batch names a subject: its id, or the blind index of the identifier.
+fn batch_key(lookup_key: &BlindIndexKey, subject: &SubjectLookup) -> String {
+    match subject {
+        SubjectLookup::Id(id) => id.to_string(),
+        SubjectLookup::Identifier(identifier) => identifier.lookup(lookup_key),
+    }
+}
+
+/// The live subjects the batch names that exist already (and, for a partner, that it synced),
+/// by [`batch_key`], as [`resolve`] would find them one by one: a merged subject resolves to
+/// the profile it was merged into, an erased one to nothing.
+fn resolve_batch(
+    conn: &mut PgConnection,
+    lookup_key: &BlindIndexKey,
+    caller: &Caller,
+    batch: &[NewInteraction],
+) -> Result<HashMap<String, Uuid>, ProfilesError> {
+    let mut named: HashMap<String, Uuid> = HashMap::new();
+    let mut lookups: Vec<String> = Vec::new();
+    for interaction in batch {
+        match &interaction.subject {
+            SubjectLookup::Id(id) => {
+                named.insert(id.to_string(), *id);
+            }
+            SubjectLookup::Identifier(identifier) => lookups.push(identifier.lookup(lookup_key)),
+        }
+    }
+    lookups.sort_unstable();
+    lookups.dedup();
+    if !lookups.is_empty() {
+        named.extend(identifier_store::find_subjects_by_lookups(conn, &lookups)?);
+    }
+    let mut candidates: Vec<Uuid> = named.values().copied().collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let rows = profile_store::find_many(conn, &candidates)?;
+    let targets: Vec<Uuid> = rows.iter().filter_map(|r| r.merged_into).collect();
+    let mut live: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut tombstones: HashMap<Uuid, Uuid> = HashMap::new();
+    for row in rows {
+        match row.merged_into {
+            Some(into) => {
+                tombstones.insert(row.subject_id, into);
+            }
+            None if row.erased_at.is_none() => {
+                live.insert(row.subject_id, row.subject_id);
+            }
+            None => {}
+        }
+    }
+    if !targets.is_empty() {
+        for row in profile_store::find_many(conn, &targets)? {
+            if row.is_live() {
+                for (merged, into) in &tombstones {
+                    if *into == row.subject_id {
+                        live.insert(*merged, row.subject_id);
+                    }
+                }
+            }
+        }
+    }
+    let mut resolved: HashMap<String, Uuid> = named
+        .into_iter()
+        .filter_map(|(key, subject)| live.get(&subject).map(|live| (key, *live)))
+        .collect();
+    if let Some(partner) = caller.partner() {
+        let subjects: Vec<Uuid> = resolved.values().copied().collect();
+        let synced: HashSet<Uuid> = identifier_store::partner_subjects(conn, partner, &subjects)?
+            .into_iter()
+            .collect();
+        resolved.retain(|_, subject| synced.contains(subject));
+    }
+    Ok(resolved)
 }
 
 /// The live subject an interaction names. A subject id must exist (and, for a partner, be one it

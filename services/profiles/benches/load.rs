@@ -13,6 +13,7 @@
     clippy::expect_used,
     reason = "a benchmark that cannot set up stops with the reason"
 )]
+#![expect(clippy::print_stdout, reason = "the figures are the benchmark's output")]
 
 use std::process::Command;
 use std::sync::Arc;

@@ -184,7 +184,11 @@ async fn a_merge_keeps_identifiers_attributes_and_interactions_and_is_in_the_his
     .unwrap();
     let interactions = list_interactions(&harness, &survivor.subject_id).await;
     assert_eq!(interactions.len(), 4);
-    assert!(interactions.iter().all(|i| i.subject_id == survivor.subject_id));
+    assert!(
+        interactions
+            .iter()
+            .all(|i| i.subject_id == survivor.subject_id)
+    );
 
     // A merged profile cannot be merged again.
     let again = harness

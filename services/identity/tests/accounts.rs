@@ -544,7 +544,9 @@ async fn provisioning_an_internal_account_again_replaces_its_secret() {
     let account = harness
         .accounts()
         .get_service_account(authed(
-            pb::GetServiceAccountRequest { id: client_id },
+            pb::GetServiceAccountRequest {
+                id: client_id.clone(),
+            },
             &harness.admin_token,
         ))
         .await
@@ -554,4 +556,27 @@ async fn provisioning_an_internal_account_again_replaces_its_secret() {
         .unwrap();
     assert_eq!(account.secrets.len(), 1);
     assert_eq!(account.kind, i32::from(pb::PrincipalKind::Internal));
+
+    // An operator's decision to disable it stands: provisioning again is refused.
+    harness
+        .accounts()
+        .disable_service_account(authed(
+            pb::DisableServiceAccountRequest {
+                id: client_id.clone(),
+            },
+            &harness.admin_token,
+        ))
+        .await
+        .unwrap();
+    let refused = harness
+        .identity
+        .provision_internal_account("suite: profiles", scopes)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("disabled"), "{refused}");
+    let still = harness
+        .client_token(&client_id, second.expose(), &["profiles.read"], "identity")
+        .await
+        .unwrap_err();
+    assert_eq!(still.code(), Code::Unauthenticated);
 }

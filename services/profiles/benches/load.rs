@@ -28,7 +28,7 @@ use diesel::sql_types::{Array, BigInt, Bytea, Text, Timestamptz, Uuid as SqlUuid
 use ecrm_auth::{Scope, Scopes};
 use ecrm_crypto::MasterKey;
 use ecrm_platform::db::PoolOptions;
-use ecrm_platform::{Db, ServiceContext};
+use ecrm_platform::{DatabaseUrl, Db, ServiceContext};
 use ecrm_profiles::{PURPOSE_HEADER, Profiles, ProfilesConfig, SERVICE};
 use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::profiles::v1 as pb;
@@ -341,9 +341,9 @@ END;
 
 /// `pgbench` transactions a second with `clients` clients: `-S` (one indexed SELECT) on
 /// pgbench's own tables, or `script` with prepared statements.
-fn pgbench(url: &str, clients: usize, run: Duration, script: Option<&str>) -> f64 {
+fn pgbench(url: &DatabaseUrl, clients: usize, run: Duration, script: Option<&str>) -> f64 {
     let threads = clients.min(std::thread::available_parallelism().map_or(2, usize::from));
-    let mut command = Command::new("pgbench");
+    let mut command = pgbench_command(url);
     command.args([
         "-n",
         "-c",
@@ -362,7 +362,7 @@ fn pgbench(url: &str, clients: usize, run: Duration, script: Option<&str>) -> f6
         Some(file) => command.args(["-M", "prepared", "-f"]).arg(file),
         None => command.arg("-S"),
     };
-    let out = command.arg(url).output().unwrap();
+    let out = command.output().unwrap();
     if let Some(file) = script_file {
         let _ = std::fs::remove_file(file);
     }
@@ -380,15 +380,30 @@ fn pgbench(url: &str, clients: usize, run: Duration, script: Option<&str>) -> f6
         .unwrap_or_else(|| panic!("no tps in pgbench's output:\n{text}"))
 }
 
+/// pgbench on `url`'s database, the connection given through libpq's environment so that no
+/// password shows on a command line.
+fn pgbench_command(url: &DatabaseUrl) -> Command {
+    let mut command = Command::new("pgbench");
+    command
+        .env("PGHOST", url.host().unwrap_or("127.0.0.1"))
+        .env("PGPORT", url.port().unwrap_or(5432).to_string())
+        .env("PGUSER", url.username())
+        .env("PGDATABASE", url.database());
+    if let Some(password) = url.password() {
+        command.env("PGPASSWORD", password);
+    }
+    command
+}
+
 fn tempfile_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("ecrm-load-{}-{name}", std::process::id()))
 }
 
 /// Makes pgbench's tables (scale 10) and a numbered list of the service's subjects in the
 /// benchmark's database.
-fn pgbench_init(url: &str, subjects: &[String]) {
-    let init = Command::new("pgbench")
-        .args(["-i", "-q", "-s", "10", url])
+fn pgbench_init(url: &DatabaseUrl, subjects: &[String]) {
+    let init = pgbench_command(url)
+        .args(["-i", "-q", "-s", "10"])
         .output()
         .expect("pgbench must be installed (postgresql-contrib or postgresql-client)");
     assert!(
@@ -396,7 +411,7 @@ fn pgbench_init(url: &str, subjects: &[String]) {
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
-    let mut conn = PgConnection::establish(url).unwrap();
+    let mut conn = PgConnection::establish(url.expose()).unwrap();
     diesel::sql_query("CREATE TABLE bench_subjects (n int PRIMARY KEY, s uuid NOT NULL)")
         .execute(&mut conn)
         .unwrap();
@@ -435,7 +450,7 @@ fn main() {
             let service = start().await;
             let clients = clients();
             let grpc = get_grpc(&service, clients, run).await;
-            let url = service.database.admin_url().expose().to_owned();
+            let url = service.database.admin_url();
             let subjects = service.subjects.clone();
             let (select, same_sql) = tokio::task::spawn_blocking(move || {
                 pgbench_init(&url, &subjects);

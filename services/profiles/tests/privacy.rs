@@ -133,6 +133,21 @@ async fn erasure_empties_the_export_and_no_key_still_held_opens_the_old_cipherte
         harness.get(&profile.subject_id).await.unwrap_err().code(),
         Code::NotFound
     );
+    // Nothing new can be recorded on the erased subject.
+    let refused = record(
+        &harness,
+        &harness.internal(),
+        vec![vec![order(
+            "after-1",
+            &profile.subject_id,
+            "o-9",
+            100,
+            "EUR",
+        )]],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad_field(&refused), "interactions[0].subject");
     assert!(!harness.export(&keep.subject_id).await.is_empty());
 
     // Every key the service still holds, tried on every old ciphertext: none opens.

@@ -274,6 +274,13 @@ impl Accounts {
             .db
             .run(move |conn| {
                 let id = match store::lock_internal_by_display_name(conn, &new.display_name)? {
+                    // An operator disabled it: that decision stands until an operator undoes it.
+                    Some(existing) if existing.disabled_at.is_some() => {
+                        return Err(IdentityError::FailedPrecondition(format!(
+                            "the service account {:?} ({}) is disabled",
+                            existing.display_name, existing.client_id
+                        )));
+                    }
                     Some(existing) => {
                         store::update_remove_all_secrets(conn, existing.id, Utc::now())?;
                         store::update_scopes(conn, existing.id, new.scopes.names())?;

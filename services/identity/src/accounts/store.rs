@@ -81,7 +81,8 @@ pub fn find_by_client_id(
         .optional()
 }
 
-/// The oldest enabled internal account named `display_name`, locked for the transaction.
+/// The oldest internal account named `display_name`, disabled or not, locked for the
+/// transaction.
 pub fn lock_internal_by_display_name(
     conn: &mut PgConnection,
     display_name: &str,
@@ -89,7 +90,6 @@ pub fn lock_internal_by_display_name(
     service_accounts::table
         .filter(service_accounts::display_name.eq(display_name))
         .filter(service_accounts::kind.eq("internal"))
-        .filter(service_accounts::disabled_at.is_null())
         .order(service_accounts::id)
         .for_update()
         .select(ServiceAccountRow::as_select())

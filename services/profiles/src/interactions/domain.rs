@@ -21,7 +21,7 @@ use crate::keys::{self, SubjectKeys};
 use crate::profiles::domain::{
     SubjectLookup, attach_identifier, check_readable, create_subject, resolve, run_resolving,
 };
-use crate::profiles::store as profile_store;
+use crate::profiles::store::{self as profile_store, ProfileRow};
 
 /// The table name sealed payloads are bound to.
 pub const INTERACTION_TABLE: &str = "interaction";
@@ -424,35 +424,34 @@ fn resolve_batch(
     if !lookups.is_empty() {
         named.extend(identifier_store::find_subjects_by_lookups(conn, &lookups)?);
     }
-    let mut candidates: Vec<Uuid> = named.values().copied().collect();
-    candidates.sort_unstable();
-    candidates.dedup();
-    let rows = profile_store::find_many(conn, &candidates)?;
-    let targets: Vec<Uuid> = rows.iter().filter_map(|r| r.merged_into).collect();
-    let mut live: HashMap<Uuid, Uuid> = HashMap::new();
-    let mut tombstones: HashMap<Uuid, Uuid> = HashMap::new();
-    for row in rows {
-        match row.merged_into {
-            Some(into) => {
-                tombstones.insert(row.subject_id, into);
-            }
-            None if row.erased_at.is_none() => {
-                live.insert(row.subject_id, row.subject_id);
-            }
-            None => {}
-        }
-    }
-    if !targets.is_empty() {
-        for row in profile_store::find_many(conn, &targets)? {
-            if row.is_live() {
-                for (merged, into) in &tombstones {
-                    if *into == row.subject_id {
-                        live.insert(*merged, row.subject_id);
-                    }
-                }
-            }
-        }
-    }
+    // The subjects named and the profiles merged ones point to, locked in one pass (in id order,
+    // so no deadlock with a merge) against a merge or erasure until the batch commits.
+    let mut locked: Vec<Uuid> = named.values().copied().collect();
+    locked.extend(
+        profile_store::find_many(conn, &locked)?
+            .iter()
+            .filter_map(|row| row.merged_into),
+    );
+    locked.sort_unstable();
+    locked.dedup();
+    let rows: HashMap<Uuid, ProfileRow> = profile_store::lock_shared(conn, &locked)?
+        .into_iter()
+        .map(|row| (row.subject_id, row))
+        .collect();
+    // A subject merged since the first read into a profile not locked here is left to the
+    // one-by-one path.
+    let live_of = |subject: &Uuid| -> Option<Uuid> {
+        let row = rows.get(subject)?;
+        let row = match row.merged_into {
+            Some(into) => rows.get(&into)?,
+            None => row,
+        };
+        row.is_live().then_some(row.subject_id)
+    };
+    let live: HashMap<Uuid, Uuid> = locked
+        .iter()
+        .filter_map(|subject| live_of(subject).map(|live| (*subject, live)))
+        .collect();
     let mut resolved: HashMap<String, Uuid> = named
         .into_iter()
         .filter_map(|(key, subject)| live.get(&subject).map(|live| (key, *live)))

@@ -38,7 +38,7 @@ pub struct NewInteractionRow<'a> {
     pub origin: &'a str,
 }
 
-/// Inserts the rows whose `event_id` is new for their origin; returns the ids of those inserted.
+/// Inserts the rows whose `event_id` is new; returns the ids of those inserted.
 pub fn insert_new(
     conn: &mut PgConnection,
     rows: &[NewInteractionRow<'_>],
@@ -48,8 +48,9 @@ pub fn insert_new(
     }
     diesel::insert_into(interactions::table)
         .values(rows)
-        .on_conflict((interactions::origin, interactions::event_id))
-        .do_nothing()
+        // Untargeted: a duplicate by `(origin, event_id)` or, until the contract migration
+        // drops it, by the older unique `event_id`, is skipped either way.
+        .on_conflict_do_nothing()
         .returning(interactions::id)
         .get_results(conn)
 }

@@ -20,7 +20,8 @@ use crate::identifiers::domain::{Identifier, IdentifierKind, NewIdentifier};
 use crate::identifiers::store as identifier_store;
 use crate::keys::SubjectKeys;
 use crate::profiles::domain::{
-    ResolvedWrite, SubjectLookup, check_changes, create_subject, owners, resolve, run_resolving,
+    Overwrite, ResolvedWrite, SubjectLookup, check_changes, create_subject, owners, resolve,
+    run_resolving,
 };
 use crate::profiles::store::{self as profile_store, ProfileRow};
 use crate::profiles::view::{self, Profile};
@@ -52,8 +53,6 @@ pub struct SharedProfile {
     pub profile: Profile,
     /// The partner's own reference for the subject, when it synced one.
     pub external_id: Option<String>,
-    /// Whether the subject shares anything with the partner (beyond the partner's own data).
-    pub disclosed: bool,
 }
 
 #[derive(Debug)]
@@ -122,12 +121,7 @@ impl PartnerSync {
                     (subject, keys.get(conn, subject)?, false)
                 }
                 // A partner never learns which profiles those are, nor merges them.
-                _ => {
-                    return Err(ProfilesError::FailedPrecondition(
-                        "the identifiers belong to more than one customer: send only identifiers of this customer"
-                            .to_owned(),
-                    ));
-                }
+                _ => return Err(conflict()),
             };
             ResolvedWrite {
                 subject,
@@ -136,8 +130,15 @@ impl PartnerSync {
                 identifiers: &identifiers,
                 changes: &changes,
                 source: &source,
+                overwrite: Overwrite::OwnOrUnknown,
             }
-            .store(conn, &lookup_key, &caller)?;
+            .store(conn, &lookup_key, &caller)
+            // Another writer attached one of the identifiers meanwhile: that error names its
+            // profile, which a partner must not learn.
+            .map_err(|error| match error {
+                ProfilesError::AlreadyExists(_) => conflict(),
+                other => other,
+            })?;
             Ok(subject)
         })
         .await?;
@@ -186,12 +187,16 @@ impl PartnerSync {
         let keys = self.keys.clone();
         let shared = self
             .db
-            .run(move |conn| load_shared(conn, &keys, &caller, &partner, vec![(subject, fields)]))
+            .run(move |conn| {
+                let wanted = vec![(subject, fields)];
+                load_shared(conn, &keys, &caller, &partner, wanted, synced)
+            })
             .await?;
-        match shared.into_iter().next() {
-            Some(shared) if synced || shared.disclosed => Ok(shared.profile),
-            _ => Err(ProfilesError::NotFound("profile")),
-        }
+        shared
+            .into_iter()
+            .next()
+            .map(|shared| shared.profile)
+            .ok_or(ProfilesError::NotFound("profile"))
     }
 
     /// Subjects changed after `after` that share data with the calling partner, with what they
@@ -243,9 +248,9 @@ impl PartnerSync {
         let keys = self.keys.clone();
         let shared = self
             .db
-            .run(move |conn| load_shared(conn, &keys, &caller, &partner, wanted))
+            .run(move |conn| load_shared(conn, &keys, &caller, &partner, wanted, false))
             .await?;
-        Ok((shared.into_iter().filter(|s| s.disclosed).collect(), next))
+        Ok((shared, next))
     }
 
     /// What each of the live, unrestricted `rows` shares with `partner`; subjects sharing
@@ -269,14 +274,24 @@ impl PartnerSync {
     }
 }
 
+/// What a partner hears when its identifiers name more than one customer.
+fn conflict() -> ProfilesError {
+    ProfilesError::FailedPrecondition(
+        "the identifiers belong to more than one customer: send only identifiers of this customer"
+            .to_owned(),
+    )
+}
+
 /// Loads each subject still live, keeps what the partner may see under its fields (none once
-/// restricted), and records the read and every disclosure in this transaction.
+/// restricted), and records the read and every disclosure in this transaction. A subject that
+/// shares nothing (any more) is left out unless `keep_unshared` (the partner synced it).
 fn load_shared(
     conn: &mut PgConnection,
     keys: &SubjectKeys,
     caller: &Caller,
     partner: &str,
     wanted: Vec<(Uuid, SharedFields)>,
+    keep_unshared: bool,
 ) -> Result<Vec<SharedProfile>, ProfilesError> {
     let subjects: Vec<Uuid> = wanted.iter().map(|(s, _)| *s).collect();
     let mut rows: HashMap<Uuid, ProfileRow> = profile_store::find_many(conn, &subjects)?
@@ -294,6 +309,9 @@ fn load_shared(
         } else {
             fields
         };
+        if fields.is_empty() && !keep_unshared {
+            continue;
+        }
         let profile = view::load_one(conn, keys, row)?;
         let (profile, external_id, disclosed) = shared_view(profile, partner, &fields);
         // Being shared discloses the subject's id even when the covered fields are empty.
@@ -306,7 +324,6 @@ fn load_shared(
         out.push(SharedProfile {
             profile,
             external_id,
-            disclosed: !fields.is_empty(),
         });
     }
     let read: Vec<Uuid> = out.iter().map(|s| s.profile.subject_id).collect();
@@ -324,6 +341,14 @@ fn shared_view(
     profile
         .identifiers
         .retain(|identifier| fields.covers_identifier(partner, identifier));
+    // How and by whom another source's identifier was verified or sent is not the partner's.
+    for shared in &mut profile.identifiers {
+        if identifier_field(&shared.identifier).is_some() {
+            shared.verified_at = None;
+            shared.verification_method = None;
+            shared.source.clear();
+        }
+    }
     fields.filter_attributes(&mut profile.attributes);
     profile.merged_subject_ids.clear();
     profile.restricted = false;

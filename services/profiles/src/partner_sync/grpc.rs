@@ -29,6 +29,12 @@ impl TryFrom<&pb::UpsertPartnerProfileRequest> for PartnerUpsert {
             .map(|(i, new)| {
                 let field = format!("identifiers[{i}]");
                 let new = new_identifier_from_proto(new, &field)?;
+                if new.verified_at.is_some() {
+                    return Err(ProfilesError::invalid(
+                        format!("{field}.verified"),
+                        "partners cannot vouch for a verification",
+                    ));
+                }
                 if new.identifier.kind == IdentifierKind::PartnerReference {
                     return Err(ProfilesError::invalid(
                         format!("{field}.identifier.kind"),

@@ -173,6 +173,7 @@ impl Profiles {
                 identifiers: &command.identifiers,
                 changes: &command.changes,
                 source: &command.source,
+                overwrite: Overwrite::Any,
             };
             write.store(conn, &lookup_key, &caller)?;
             let profile = reload(conn, &keys, subject)?;
@@ -219,7 +220,7 @@ impl Profiles {
             lock_live(conn, subject)?;
             check_changes(conn, &changes)?;
             let key = keys.get(conn, subject)?;
-            if apply_changes(conn, &key, subject, &changes, &source)? {
+            if apply_changes(conn, &key, subject, &changes, &source, Overwrite::Any)? {
                 mark_updated(conn, subject)?;
             }
             access_log::record(conn, &caller, Action::Write, &[subject])?;
@@ -434,6 +435,7 @@ pub struct ResolvedWrite<'a> {
     pub identifiers: &'a [NewIdentifier],
     pub changes: &'a [AttributeChange],
     pub source: &'a str,
+    pub overwrite: Overwrite,
 }
 
 impl ResolvedWrite<'_> {
@@ -451,7 +453,14 @@ impl ResolvedWrite<'_> {
         for new in self.identifiers {
             changed |= attach_identifier(conn, lookup_key, self.key, subject, new, self.source)?;
         }
-        changed |= apply_changes(conn, self.key, subject, self.changes, self.source)?;
+        changed |= apply_changes(
+            conn,
+            self.key,
+            subject,
+            self.changes,
+            self.source,
+            self.overwrite,
+        )?;
         if self.created {
             let feed = [NewChange::of(ChangeKind::Created, subject)];
             change_store::record(conn, &feed)?;
@@ -596,6 +605,15 @@ pub fn attach_identifier(
     Ok(true)
 }
 
+/// Which current attribute values a write may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    Any,
+    /// Only values its own source wrote, or none: what partners may do, so a partner fills in
+    /// what the organisation does not know but never changes what it does.
+    OwnOrUnknown,
+}
+
 /// Applies checked attribute changes; a value equal to the current one is not recorded again.
 /// Returns whether anything changed.
 pub fn apply_changes(
@@ -604,6 +622,7 @@ pub fn apply_changes(
     subject: Uuid,
     changes: &[AttributeChange],
     source: &str,
+    overwrite: Overwrite,
 ) -> Result<bool, ProfilesError> {
     if changes.is_empty() {
         return Ok(false);
@@ -611,12 +630,18 @@ pub fn apply_changes(
     let mut current = HashMap::new();
     for row in attribute_store::list_current_by_subjects(conn, &[subject])? {
         let (name, value) = view::open_attribute(key, &row)?;
-        current.insert(name, value);
+        current.insert(name, (value, row.source));
     }
     let mut changed = false;
     for change in changes {
-        let now = current.get(&change.name).cloned().flatten();
+        let (now, now_source) = match current.get(&change.name) {
+            Some((value, from)) => (value.clone(), Some(from.as_str())),
+            None => (None, None),
+        };
         if now == change.value {
+            continue;
+        }
+        if overwrite == Overwrite::OwnOrUnknown && now.is_some() && now_source != Some(source) {
             continue;
         }
         let id = Uuid::now_v7();
@@ -636,7 +661,10 @@ pub fn apply_changes(
                 current: true,
             },
         )?;
-        current.insert(change.name.clone(), change.value.clone());
+        current.insert(
+            change.name.clone(),
+            (change.value.clone(), source.to_owned()),
+        );
         changed = true;
     }
     Ok(changed)

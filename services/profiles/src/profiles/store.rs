@@ -55,6 +55,17 @@ pub fn find_many(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<
         .load(conn)
 }
 
+/// The rows of `subjects`, locked against merges and erasures (which lock them for update) for
+/// the rest of the transaction, in id order; each as it is once the lock is held.
+pub fn lock_shared(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<ProfileRow>> {
+    profiles::table
+        .filter(profiles::subject_id.eq_any(subjects))
+        .order(profiles::subject_id)
+        .for_share()
+        .select(ProfileRow::as_select())
+        .load(conn)
+}
+
 /// Locks the rows of `subjects` for the rest of the transaction, in id order so that two
 /// transactions locking the same pair cannot deadlock.
 pub fn lock(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<ProfileRow>> {

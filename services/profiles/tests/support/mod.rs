@@ -9,6 +9,8 @@
     reason = "a test fails by panicking, helpers included"
 )]
 
+pub mod partners;
+
 use std::sync::Arc;
 use std::time::Duration;
 

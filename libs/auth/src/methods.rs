@@ -138,6 +138,39 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.profiles.v1.PartnerSync/PullChanges",
         Access::Scope(Scope::ProfilesRead),
     ),
+    // ecrm.consent.v1
+    (
+        "ecrm.consent.v1.Purposes/DefinePurpose",
+        Access::Scope(Scope::ConsentWrite),
+    ),
+    (
+        "ecrm.consent.v1.Purposes/ListPurposes",
+        Access::Scope(Scope::ConsentRead),
+    ),
+    (
+        "ecrm.consent.v1.Purposes/PublishNotice",
+        Access::Scope(Scope::ConsentWrite),
+    ),
+    (
+        "ecrm.consent.v1.Consents/RecordConsent",
+        Access::Scope(Scope::ConsentWrite),
+    ),
+    (
+        "ecrm.consent.v1.Consents/GetConsentState",
+        Access::Scope(Scope::ConsentRead),
+    ),
+    (
+        "ecrm.consent.v1.Consents/CheckConsent",
+        Access::Scope(Scope::ConsentRead),
+    ),
+    (
+        "ecrm.consent.v1.Consents/ListConsentHistory",
+        Access::Scope(Scope::ConsentRead),
+    ),
+    (
+        "ecrm.consent.v1.Consents/VerifyLedger",
+        Access::Scope(Scope::ConsentRead),
+    ),
     // ecrm.privacy.v1: only the data subject request orchestrator.
     (
         "ecrm.privacy.v1.PersonalData/Describe",

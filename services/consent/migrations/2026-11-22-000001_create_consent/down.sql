@@ -1,0 +1,3 @@
+DROP TABLE ledger;
+DROP TABLE notices;
+DROP TABLE purposes;

@@ -1,0 +1,408 @@
+//! Recording decisions, the state they add up to, consent checks, and chain verification.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use ecrm_platform::paging::Page;
+use ecrm_platform::{Db, DbError};
+use ecrm_proto::ecrm::common::v1::PageResponse;
+use uuid::Uuid;
+
+use super::chain::{EntryContent, GENESIS, to_micros};
+use super::store::{self, EntryRow, SEQUENCE_CONSTRAINT};
+use crate::caller::Caller;
+use crate::error::ConsentError;
+use crate::purposes::domain::{self as purposes, Channel, LawfulBasis};
+use crate::purposes::store as purpose_store;
+
+/// Most subjects one `CheckConsent` may name.
+pub const MAX_CHECK_SUBJECTS: usize = 10_000;
+/// Appends racing on one subject's chain: the loser reads the new end and tries again.
+const APPEND_ATTEMPTS: usize = 5;
+/// Entries read per query while verifying.
+const VERIFY_BATCH: i64 = 5_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Granted,
+    Withdrawn,
+}
+
+impl Decision {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decision::Granted => "granted",
+            Decision::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [Decision::Granted, Decision::Withdrawn]
+            .into_iter()
+            .find(|d| d.as_str() == stored)
+    }
+}
+
+/// A decision to record, checked for its shape (the purpose is checked when recording).
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub subject_id: Uuid,
+    pub purpose_key: String,
+    pub decision: Decision,
+    pub channel: Channel,
+    pub collection_point: String,
+    pub notice_version: Option<String>,
+    pub ip_hash: Option<String>,
+    pub user_agent: Option<String>,
+    pub form_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why a subject may or may not be processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Granted,
+    Contract,
+    OtherLawfulBasis,
+    Withdrawn,
+    Expired,
+    NeverAsked,
+}
+
+impl Reason {
+    pub fn allowed(self) -> bool {
+        matches!(
+            self,
+            Reason::Granted | Reason::Contract | Reason::OtherLawfulBasis
+        )
+    }
+}
+
+/// What the subject's latest decision for one purpose and channel means now.
+pub fn reason(
+    basis: LawfulBasis,
+    latest: Option<(Decision, Option<DateTime<Utc>>)>,
+    now: DateTime<Utc>,
+) -> Reason {
+    match (basis, latest) {
+        (LawfulBasis::Contract, _) => Reason::Contract,
+        (
+            LawfulBasis::LegalObligation
+            | LawfulBasis::VitalInterests
+            | LawfulBasis::PublicTask
+            | LawfulBasis::LegitimateInterest,
+            _,
+        ) => Reason::OtherLawfulBasis,
+        (LawfulBasis::Consent | LawfulBasis::SoftOptIn, None) => Reason::NeverAsked,
+        (_, Some((Decision::Withdrawn, _))) => Reason::Withdrawn,
+        (_, Some((Decision::Granted, Some(expiry)))) if expiry <= now => Reason::Expired,
+        (_, Some((Decision::Granted, _))) => Reason::Granted,
+    }
+}
+
+/// The decision in force for one purpose and channel.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub entry: EntryRow,
+    pub expired: bool,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    pub entries_checked: u64,
+    /// The first broken entry and what is wrong with it.
+    pub broken: Option<(EntryRow, &'static str)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    db: Db,
+}
+
+impl Ledger {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Appends `new` to its subject's chain; effective as soon as this returns.
+    pub async fn record(&self, caller: Caller, new: NewDecision) -> Result<EntryRow, ConsentError> {
+        let mut attempt = 1;
+        loop {
+            let (caller, new) = (caller.clone(), new.clone());
+            match self.db.run(move |conn| append(conn, &caller, &new)).await {
+                Err(ConsentError::Db(DbError::UniqueViolation { constraint }))
+                    if constraint == SEQUENCE_CONSTRAINT && attempt < APPEND_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The decision in force for each purpose and channel the subject was asked about.
+    pub async fn state(&self, subject: Uuid) -> Result<Vec<State>, ConsentError> {
+        let now = Utc::now();
+        let rows = self
+            .db
+            .run(move |conn| Ok::<_, ConsentError>(store::list_latest_by_subject(conn, subject)?))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|entry| State {
+                expired: entry.decision == Decision::Granted.as_str()
+                    && entry.expires_at.is_some_and(|at| at <= now),
+                entry,
+            })
+            .collect())
+    }
+
+    /// For each of `subjects`, in order: whether it may be processed for the purpose on the
+    /// channel, and why.
+    pub async fn check(
+        &self,
+        purpose_key: String,
+        channel: Channel,
+        subjects: Vec<Uuid>,
+    ) -> Result<Vec<(Uuid, Reason)>, ConsentError> {
+        self.db
+            .run(move |conn| {
+                let purpose = purposes::load(conn, &purpose_key)?
+                    .ok_or_else(|| ConsentError::invalid("purpose_key", "no such purpose"))?
+                    .purpose;
+                if !purpose.channels.contains(&channel) {
+                    return Err(ConsentError::invalid(
+                        "channel",
+                        format!("not a channel of the purpose {purpose_key:?}"),
+                    ));
+                }
+                let latest: HashMap<Uuid, (Decision, Option<DateTime<Utc>>)> = if purpose
+                    .lawful_basis
+                    .takes_decisions()
+                {
+                    store::list_latest_decisions(conn, &purpose_key, channel.as_str(), &subjects)?
+                        .into_iter()
+                        .map(|(subject, decision, expiry)| {
+                            Decision::parse(&decision)
+                                .map(|d| (subject, (d, expiry)))
+                                .ok_or(ConsentError::Corrupt)
+                        })
+                        .collect::<Result<_, _>>()?
+                } else {
+                    HashMap::new()
+                };
+                let now = Utc::now();
+                Ok(subjects
+                    .iter()
+                    .map(|s| {
+                        (
+                            *s,
+                            reason(purpose.lawful_basis, latest.get(s).copied(), now),
+                        )
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    pub async fn history(
+        &self,
+        subject: Uuid,
+        page: Page,
+    ) -> Result<(Vec<EntryRow>, PageResponse), ConsentError> {
+        self.db
+            .run(move |conn| {
+                let rows = store::list_by_subject_after(conn, subject, page.after, page.limit())?;
+                Ok(page.finish(rows, |row| row.id))
+            })
+            .await
+    }
+
+    /// Recomputes every chain (or `only` the subject's), stopping at the first broken entry.
+    pub async fn verify(&self, only: Option<Uuid>) -> Result<Verification, ConsentError> {
+        self.db
+            .run(move |conn| {
+                let mut found = Verification::default();
+                let mut after: Option<(Uuid, i64)> = None;
+                let mut previous: Option<(Uuid, i64, Vec<u8>)> = None;
+                loop {
+                    let rows = store::list_in_chain_order(conn, after, only, VERIFY_BATCH)?;
+                    let Some(last) = rows.last() else {
+                        return Ok(found);
+                    };
+                    after = Some((last.subject_id, last.sequence));
+                    for row in rows {
+                        found.entries_checked += 1;
+                        if let Some(problem) = check_link(previous.as_ref(), &row) {
+                            found.broken = Some((row, problem));
+                            return Ok(found);
+                        }
+                        previous = Some((row.subject_id, row.sequence, row.hash));
+                    }
+                }
+            })
+            .await
+    }
+}
+
+/// What is wrong with `row` given the entry before it in chain order, if anything.
+fn check_link(previous: Option<&(Uuid, i64, Vec<u8>)>, row: &EntryRow) -> Option<&'static str> {
+    let (expected_sequence, expected_previous): (i64, &[u8]) = match previous {
+        Some((subject, sequence, hash)) if *subject == row.subject_id => (sequence + 1, hash),
+        _ => (1, &GENESIS),
+    };
+    if row.sequence != expected_sequence {
+        return Some("an entry of the subject's chain is missing before it");
+    }
+    if row.previous_hash != expected_previous {
+        return Some("its previous hash is not the hash of the subject's entry before it");
+    }
+    if content(row).hash().as_slice() != row.hash.as_slice() {
+        return Some("its hash does not match its contents");
+    }
+    None
+}
+
+fn content(row: &EntryRow) -> EntryContent<'_> {
+    EntryContent {
+        id: row.id,
+        subject_id: row.subject_id,
+        sequence: row.sequence,
+        purpose_key: &row.purpose_key,
+        decision: &row.decision,
+        channel: &row.channel,
+        collection_point: &row.collection_point,
+        notice_version: row.notice_version.as_deref(),
+        ip_hash: row.ip_hash.as_deref(),
+        user_agent: row.user_agent.as_deref(),
+        form_id: row.form_id.as_deref(),
+        expires_at: row.expires_at,
+        recorded_by: &row.recorded_by,
+        recorded_by_kind: &row.recorded_by_kind,
+        recorded_at: row.recorded_at,
+        previous_hash: &row.previous_hash,
+    }
+}
+
+/// Checks `new` against its purpose and appends it after the subject's last entry.
+fn append(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    new: &NewDecision,
+) -> Result<EntryRow, ConsentError> {
+    let purpose = purposes::load(conn, &new.purpose_key)?
+        .ok_or_else(|| ConsentError::invalid("purpose_key", "no such purpose"))?
+        .purpose;
+    if !purpose.lawful_basis.takes_decisions() {
+        return Err(ConsentError::invalid(
+            "purpose_key",
+            format!(
+                "the purpose rests on {}: there is no consent to record (objections are data subject requests)",
+                purpose.lawful_basis.as_str()
+            ),
+        ));
+    }
+    if !purpose.channels.contains(&new.channel) {
+        return Err(ConsentError::invalid(
+            "channel",
+            format!("not a channel of the purpose {:?}", purpose.key),
+        ));
+    }
+    match (&new.notice_version, new.decision) {
+        (None, Decision::Granted) => {
+            return Err(ConsentError::invalid(
+                "notice_version",
+                "a grant names the notice the subject saw",
+            ));
+        }
+        (Some(version), _) => {
+            if purpose_store::find_notice(conn, &purpose.key, version)?.is_none() {
+                return Err(ConsentError::invalid(
+                    "notice_version",
+                    "not a published notice of the purpose",
+                ));
+            }
+        }
+        (None, Decision::Withdrawn) => {}
+    }
+    let (sequence, previous_hash) = match store::find_last(conn, new.subject_id)? {
+        Some((sequence, hash)) => (sequence + 1, hash),
+        None => (1, GENESIS.to_vec()),
+    };
+    let recorded_by_kind = caller.principal.kind.as_str();
+    let mut row = EntryRow {
+        id: Uuid::now_v7(),
+        subject_id: new.subject_id,
+        sequence,
+        purpose_key: new.purpose_key.clone(),
+        decision: new.decision.as_str().to_owned(),
+        channel: new.channel.as_str().to_owned(),
+        collection_point: new.collection_point.clone(),
+        notice_version: new.notice_version.clone(),
+        ip_hash: new.ip_hash.clone(),
+        user_agent: new.user_agent.clone(),
+        form_id: new.form_id.clone(),
+        expires_at: new.expires_at.map(to_micros),
+        recorded_by: caller.principal.subject.clone(),
+        recorded_by_kind: recorded_by_kind.to_owned(),
+        recorded_at: to_micros(Utc::now()),
+        previous_hash,
+        hash: Vec::new(),
+    };
+    row.hash = content(&row).hash().to_vec();
+    store::insert(conn, &row)?;
+    tracing::info!(entry.id = %row.id, purpose = %row.purpose_key, decision = %row.decision, "consent recorded");
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_follow_the_basis_and_the_latest_decision() {
+        let now = Utc::now();
+        let past = Some(now - chrono::Duration::seconds(1));
+        let future = Some(now + chrono::Duration::days(1));
+        let cases = [
+            (LawfulBasis::Consent, None, Reason::NeverAsked),
+            (
+                LawfulBasis::Consent,
+                Some((Decision::Granted, None)),
+                Reason::Granted,
+            ),
+            (
+                LawfulBasis::Consent,
+                Some((Decision::Granted, future)),
+                Reason::Granted,
+            ),
+            (
+                LawfulBasis::Consent,
+                Some((Decision::Granted, past)),
+                Reason::Expired,
+            ),
+            (
+                LawfulBasis::Consent,
+                Some((Decision::Withdrawn, None)),
+                Reason::Withdrawn,
+            ),
+            (
+                LawfulBasis::SoftOptIn,
+                Some((Decision::Withdrawn, None)),
+                Reason::Withdrawn,
+            ),
+            (
+                LawfulBasis::Contract,
+                Some((Decision::Withdrawn, None)),
+                Reason::Contract,
+            ),
+            (LawfulBasis::LegalObligation, None, Reason::OtherLawfulBasis),
+        ];
+        for (basis, latest, expected) in cases {
+            assert_eq!(reason(basis, latest, now), expected, "{basis:?} {latest:?}");
+        }
+        assert!(Reason::Granted.allowed() && !Reason::Expired.allowed());
+    }
+}

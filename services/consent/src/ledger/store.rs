@@ -1,0 +1,138 @@
+//! The `ledger` table: inserts and reads only (the service's role may do nothing else to it).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::schema::consent::ledger;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger, check_for_backend(diesel::pg::Pg))]
+pub struct EntryRow {
+    pub id: Uuid,
+    pub subject_id: Uuid,
+    pub sequence: i64,
+    pub purpose_key: String,
+    pub decision: String,
+    pub channel: String,
+    pub collection_point: String,
+    pub notice_version: Option<String>,
+    pub ip_hash: Option<String>,
+    pub user_agent: Option<String>,
+    pub form_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub recorded_by: String,
+    pub recorded_by_kind: String,
+    pub recorded_at: DateTime<Utc>,
+    pub previous_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// The unique key that makes a subject's sequence numbers a chain with no fork.
+pub const SEQUENCE_CONSTRAINT: &str = "ledger_subject_id_sequence_key";
+
+pub fn insert(conn: &mut PgConnection, row: &EntryRow) -> QueryResult<()> {
+    diesel::insert_into(ledger::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// The subject's last entry's sequence number and hash.
+pub fn find_last(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Option<(i64, Vec<u8>)>> {
+    ledger::table
+        .filter(ledger::subject_id.eq(subject))
+        .order(ledger::sequence.desc())
+        .select((ledger::sequence, ledger::hash))
+        .first(conn)
+        .optional()
+}
+
+/// The subject's entries after the entry `after` (by sequence), oldest first.
+pub fn list_by_subject_after(
+    conn: &mut PgConnection,
+    subject: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<EntryRow>> {
+    let after_sequence: i64 = match after {
+        None => 0,
+        Some(id) => ledger::table
+            .find(id)
+            .filter(ledger::subject_id.eq(subject))
+            .select(ledger::sequence)
+            .first(conn)
+            .optional()?
+            .unwrap_or(i64::MAX),
+    };
+    ledger::table
+        .filter(ledger::subject_id.eq(subject))
+        .filter(ledger::sequence.gt(after_sequence))
+        .order(ledger::sequence)
+        .limit(limit)
+        .select(EntryRow::as_select())
+        .load(conn)
+}
+
+/// The subject's latest entry for each purpose and channel.
+pub fn list_latest_by_subject(
+    conn: &mut PgConnection,
+    subject: Uuid,
+) -> QueryResult<Vec<EntryRow>> {
+    ledger::table
+        .filter(ledger::subject_id.eq(subject))
+        .distinct_on((ledger::purpose_key, ledger::channel))
+        .order((
+            ledger::purpose_key,
+            ledger::channel,
+            ledger::sequence.desc(),
+        ))
+        .select(EntryRow::as_select())
+        .load(conn)
+}
+
+/// A subject's latest decision for one purpose and channel, and when it lapses.
+pub type LatestDecision = (Uuid, String, Option<DateTime<Utc>>);
+
+/// The latest decision of each of `subjects` for one purpose and channel.
+pub fn list_latest_decisions(
+    conn: &mut PgConnection,
+    purpose_key: &str,
+    channel: &str,
+    subjects: &[Uuid],
+) -> QueryResult<Vec<LatestDecision>> {
+    ledger::table
+        .filter(ledger::purpose_key.eq(purpose_key))
+        .filter(ledger::channel.eq(channel))
+        .filter(ledger::subject_id.eq_any(subjects))
+        .distinct_on(ledger::subject_id)
+        .order((ledger::subject_id, ledger::sequence.desc()))
+        .select((ledger::subject_id, ledger::decision, ledger::expires_at))
+        .load(conn)
+}
+
+/// Entries after `(subject, sequence)` in chain order, for verification; one subject's only
+/// when `only` is given.
+pub fn list_in_chain_order(
+    conn: &mut PgConnection,
+    after: Option<(Uuid, i64)>,
+    only: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<EntryRow>> {
+    let mut query = ledger::table
+        .order((ledger::subject_id, ledger::sequence))
+        .limit(limit)
+        .select(EntryRow::as_select())
+        .into_boxed();
+    if let Some(subject) = only {
+        query = query.filter(ledger::subject_id.eq(subject));
+    }
+    if let Some((subject, sequence)) = after {
+        query = query.filter(
+            ledger::subject_id.gt(subject).or(ledger::subject_id
+                .eq(subject)
+                .and(ledger::sequence.gt(sequence))),
+        );
+    }
+    query.load(conn)
+}

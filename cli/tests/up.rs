@@ -277,6 +277,48 @@ async fn log_in(identity: SocketAddr, username: &str, password: &str) -> Result<
     Ok(())
 }
 
+/// With a token from identity, defines a purpose at consent on the first run and lists it on
+/// the second.
+async fn consent_keeps_a_purpose(up: &Up, password: &str, first_run: bool) {
+    use ecrm_proto::ecrm::common::v1 as common;
+    use ecrm_proto::ecrm::consent::v1 as pb;
+    let token = operator_token(
+        up.endpoints["identity"],
+        "admin",
+        password,
+        &["consent.read", "consent.write"],
+        "consent",
+    )
+    .await
+    .unwrap();
+    let mut purposes =
+        pb::purposes_client::PurposesClient::new(channel_to(up.endpoints["consent"]).await);
+    if first_run {
+        purposes
+            .define_purpose(authorized(
+                &token,
+                pb::DefinePurposeRequest {
+                    purpose: Some(pb::Purpose {
+                        key: "newsletter".to_owned(),
+                        description: "The weekly newsletter".to_owned(),
+                        lawful_basis: common::LawfulBasis::Consent.into(),
+                        channels: vec![pb::Channel::Email.into()],
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap_or_else(|status| panic!("{status:?}\n{}", up.report()));
+    }
+    let listed = purposes
+        .list_purposes(authorized(&token, pb::ListPurposesRequest::default()))
+        .await
+        .unwrap_or_else(|status| panic!("{status:?}\n{}", up.report()))
+        .into_inner();
+    let keys: Vec<&str> = listed.purposes.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["newsletter"]);
+}
+
 /// With a token from identity, stores a customer at profiles on the first run and finds it,
 /// decrypted, on the second: profiles trusts identity's keys and keeps its own master key.
 async fn profiles_keep_a_customer(up: &Up, password: &str, first_run: bool) {
@@ -393,6 +435,12 @@ async fn up_starts_from_nothing_serves_every_port_and_ctrl_c_stops_everything() 
         .await
         .unwrap_or_else(|status| panic!("{run}: {status:?}"));
         profiles_keep_a_customer(
+            &up,
+            password.as_deref().unwrap(),
+            run == "first run, initialising",
+        )
+        .await;
+        consent_keeps_a_purpose(
             &up,
             password.as_deref().unwrap(),
             run == "first run, initialising",

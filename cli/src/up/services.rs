@@ -42,6 +42,8 @@ pub enum BuildError {
     Identity(#[from] ecrm_identity::IdentityError),
     #[error("cannot start the profiles service")]
     Profiles(#[from] ecrm_profiles::ProfilesError),
+    #[error("cannot start the consent service")]
+    Consent(#[from] ecrm_consent::ConsentError),
     #[error("{0} needs the identity service, which is not running")]
     NoIdentity(&'static str),
 }
@@ -206,6 +208,14 @@ pub async fn build(
             let routes = ecrm_profiles::build(context, config, auth).await?;
             Ok(Built {
                 routes,
+                notice: None,
+            })
+        }
+        "consent" => {
+            let scopes = Scopes::empty().with(Scope::ConsentRead);
+            let auth = started.auth_for(member.name, scopes).await?;
+            Ok(Built {
+                routes: ecrm_consent::build(context, auth).await?,
                 notice: None,
             })
         }

@@ -38,7 +38,7 @@ pub const MEMBERS: [Member; 5] = [
         port_offset: 1,
     },
     Member {
-        def: None,
+        def: Some(&ecrm_consent::SERVICE),
         name: "consent",
         schema: "consent",
         port_offset: 2,

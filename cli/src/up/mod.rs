@@ -247,8 +247,31 @@ async fn start_members(
     running: &mut Vec<Running>,
     notices: &mut Vec<String>,
 ) -> Result<(), UpError> {
-    let mut started = services::Started::default();
+    // Every port is taken first: a member learns where the others listen before it starts.
+    let mut listeners = Vec::with_capacity(MEMBERS.len());
     for (member, port) in MEMBERS.iter().zip(ports) {
+        let addr = SocketAddr::new(host, *port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| UpError::Bind {
+                service: member.name,
+                addr,
+                source,
+            })?;
+        listeners.push(listener);
+    }
+    let mut started = services::Started::default();
+    for (member, listener) in MEMBERS.iter().zip(&listeners) {
+        started.listens_on(
+            member.name,
+            listener.local_addr().map_err(|source| UpError::Bind {
+                service: member.name,
+                addr: SocketAddr::new(host, 0),
+                source,
+            })?,
+        );
+    }
+    for (member, listener) in MEMBERS.iter().zip(listeners) {
         if shutdown.is_cancelled() {
             break;
         }
@@ -271,14 +294,6 @@ async fn start_members(
                 service: member.name,
                 source,
             })?;
-        let addr = SocketAddr::new(host, *port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| UpError::Bind {
-                service: member.name,
-                addr,
-                source,
-            })?;
         let options = ShutdownConfig {
             // Nothing routes to a local suite but its user: stop at once, still draining calls.
             grace: Duration::ZERO,
@@ -293,9 +308,6 @@ async fn start_members(
         notices.extend(built.notice);
         let server =
             RunningServer::start(listener, built.routes, options, shutdown.child_token()).await?;
-        if member.name == "identity" {
-            started.identity_listens_on(server.local_addr());
-        }
         running.push(Running { member, server });
     }
     Ok(())

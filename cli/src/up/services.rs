@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ecrm_auth::{Scope, Scopes};
@@ -82,24 +83,27 @@ fn master_key(data_dir: &Path, env: &str, file: &str) -> Result<Arc<MasterKey>, 
     }))
 }
 
-/// What later members need of those already running.
+/// What members need of each other: where each listens, and identity once it runs.
 #[derive(Default)]
 pub struct Started {
     /// Kept to provision each later service's internal account.
     identity: Option<Identity>,
-    /// Where identity serves, for the others' verifiers.
-    identity_url: Option<String>,
+    /// `http://` URLs of every member, by name.
+    urls: HashMap<&'static str, String>,
 }
 
 impl Started {
-    /// Records where identity listens; a wildcard address is reached on loopback.
-    pub fn identity_listens_on(&mut self, addr: SocketAddr) {
+    /// Records where `member` listens; a wildcard address is reached on loopback.
+    pub fn listens_on(&mut self, member: &'static str, addr: SocketAddr) {
         let ip = match addr.ip() {
             ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             ip if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        self.identity_url = Some(format!("http://{}", SocketAddr::new(ip, addr.port())));
+        self.urls.insert(
+            member,
+            format!("http://{}", SocketAddr::new(ip, addr.port())),
+        );
     }
 
     /// How `service` verifies its callers: identity's keys, read with an internal account
@@ -109,7 +113,7 @@ impl Started {
         service: &'static str,
         scopes: Scopes,
     ) -> Result<AuthConfig, BuildError> {
-        let (Some(identity), Some(url)) = (&self.identity, &self.identity_url) else {
+        let (Some(identity), Some(url)) = (&self.identity, self.urls.get("identity")) else {
             return Err(BuildError::NoIdentity(service));
         };
         let (client_id, secret) = identity
@@ -201,10 +205,15 @@ pub async fn build(
             Ok(Built { routes, notice })
         }
         "profiles" => {
-            // Its own token is used only to read revocations from identity.
-            let scopes = Scopes::empty().with(Scope::ProfilesRead);
+            // Its tokens read revocations from identity and ask consent what customers share.
+            let scopes = Scopes::empty()
+                .with(Scope::ProfilesRead)
+                .with(Scope::ConsentRead);
             let auth = started.auth_for(member.name, scopes).await?;
-            let config = ProfilesConfig::new(settings.profiles_master_key.clone());
+            let config = ProfilesConfig {
+                consent_url: started.urls.get("consent").cloned(),
+                ..ProfilesConfig::new(settings.profiles_master_key.clone())
+            };
             let routes = ecrm_profiles::build(context, config, auth).await?;
             Ok(Built {
                 routes,

@@ -3,25 +3,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use ecrm_proto::ecrm::identity::v1 as pb;
 use ecrm_proto::ecrm::identity::v1::tokens_client::TokensClient;
 use tonic::transport::Channel;
 
+use crate::service_tokens::{AccountCredentials, ServiceTokens};
 use crate::verifier::{SourceError, TrustSnapshot, TrustSource};
-
-/// A token is renewed this long before it expires.
-const RENEW_BEFORE: Duration = Duration::from_secs(60);
-/// When a token's lifetime cannot be read (clock skew), it is renewed after this long.
-const FALLBACK_LIFETIME: Duration = Duration::from_secs(5 * 60);
-
-/// The service's current token, and when to renew it and when it stops being usable.
-struct CachedToken {
-    token: String,
-    renew_at: Instant,
-    expires_at: Instant,
-}
 
 /// The service's own credentials at identity: an internal service account.
 #[derive(Clone)]
@@ -44,14 +33,15 @@ impl std::fmt::Debug for ServiceCredentials {
 /// A [`TrustSource`] reading the identity service at `channel`.
 pub struct IdentityTrust {
     channel: Channel,
-    credentials: ServiceCredentials,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
+    tokens: Arc<ServiceTokens>,
+    /// What the service's token for identity asks for (it only reads revocations).
+    scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for IdentityTrust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityTrust")
-            .field("credentials", &self.credentials)
+            .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
 }
@@ -60,70 +50,29 @@ fn failed(status: tonic::Status) -> SourceError {
     SourceError(Box::new(status))
 }
 
+/// The audience of the service's token for identity itself.
+const IDENTITY: &str = "identity";
+
 impl IdentityTrust {
     pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
+        let tokens = Arc::new(ServiceTokens::new(
+            channel.clone(),
+            AccountCredentials {
+                client_id: credentials.client_id,
+                client_secret: credentials.client_secret,
+            },
+        ));
+        Self::with_tokens(channel, tokens, credentials.scopes)
+    }
+
+    /// Reads identity at `channel` with a token from `tokens`, which the service also uses
+    /// for its calls to other services.
+    pub fn with_tokens(channel: Channel, tokens: Arc<ServiceTokens>, scopes: Vec<String>) -> Self {
         Self {
             channel,
-            credentials,
-            token: tokio::sync::Mutex::new(None),
+            tokens,
+            scopes,
         }
-    }
-
-    /// The service's token for identity, renewed shortly before it expires. A failed renewal
-    /// keeps the current token while it lasts: identity being slow is no reason to log in again
-    /// and again.
-    async fn token(&self) -> Result<String, SourceError> {
-        let mut cached = self.token.lock().await;
-        let now = Instant::now();
-        if let Some(current) = cached.as_ref()
-            && now < current.renew_at
-        {
-            return Ok(current.token.clone());
-        }
-        match self.log_in().await {
-            Ok(fresh) => {
-                let token = fresh.token.clone();
-                *cached = Some(fresh);
-                Ok(token)
-            }
-            Err(error) => match cached.as_ref() {
-                Some(current) if now < current.expires_at => Ok(current.token.clone()),
-                _ => Err(error),
-            },
-        }
-    }
-
-    async fn log_in(&self) -> Result<CachedToken, SourceError> {
-        let issued = TokensClient::new(self.channel.clone())
-            .issue_token(pb::IssueTokenRequest {
-                grant: Some(pb::issue_token_request::Grant::ClientCredentials(
-                    pb::ClientCredentials {
-                        client_id: self.credentials.client_id.clone(),
-                        client_secret: self.credentials.client_secret.clone(),
-                    },
-                )),
-                scopes: self.credentials.scopes.clone(),
-                audience: "identity".to_owned(),
-            })
-            .await
-            .map_err(failed)?
-            .into_inner();
-        let lifetime = issued
-            .expires_at
-            .and_then(|at| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .ok()?
-                    .as_secs();
-                u64::try_from(at.seconds).ok()?.checked_sub(now)
-            })
-            .map_or(FALLBACK_LIFETIME, Duration::from_secs);
-        let now = Instant::now();
-        Ok(CachedToken {
-            token: issued.access_token,
-            renew_at: now + lifetime.saturating_sub(RENEW_BEFORE),
-            expires_at: now + lifetime,
-        })
     }
 
     async fn snapshot(&self) -> Result<TrustSnapshot, SourceError> {
@@ -134,7 +83,12 @@ impl IdentityTrust {
             .map_err(failed)?
             .into_inner();
         let mut request = tonic::Request::new(pb::ListRevocationsRequest {});
-        let bearer = format!("Bearer {}", self.token().await?)
+        let token = self
+            .tokens
+            .token(IDENTITY, &self.scopes)
+            .await
+            .map_err(failed)?;
+        let bearer = format!("Bearer {token}")
             .parse()
             .map_err(|e| SourceError(Box::new(e)))?;
         request.metadata_mut().insert("authorization", bearer);
@@ -144,7 +98,7 @@ impl IdentityTrust {
                 // Refused: the token was revoked or its key withdrawn; log in again next time.
                 // Any other failure is identity's, and the token is still good.
                 if status.code() == tonic::Code::Unauthenticated {
-                    *self.token.lock().await = None;
+                    self.tokens.forget(IDENTITY, &self.scopes).await;
                 }
                 return Err(failed(status));
             }

@@ -14,6 +14,7 @@ mod layer;
 pub mod methods;
 mod principal;
 mod scope;
+mod service_tokens;
 mod signer;
 mod verifier;
 
@@ -27,6 +28,7 @@ pub use principal::{
     MAX_PARTNER_ID_CHARS, OperatorRole, Principal, PrincipalKind, is_valid_partner_id,
 };
 pub use scope::{Scope, Scopes, UnknownScope};
+pub use service_tokens::{AccountCredentials, ServiceTokens, TokenSource};
 pub use signer::{SignError, TokenSigner};
 pub use verifier::{
     SourceError, StaticTrust, TrustSnapshot, TrustSource, Verifier, VerifierConfig,

@@ -144,6 +144,10 @@ const METHODS: &[(&str, Access)] = &[
         Access::Scope(Scope::ConsentWrite),
     ),
     (
+        "ecrm.consent.v1.Purposes/GetPurpose",
+        Access::Scope(Scope::ConsentRead),
+    ),
+    (
         "ecrm.consent.v1.Purposes/ListPurposes",
         Access::Scope(Scope::ConsentRead),
     ),

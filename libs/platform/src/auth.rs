@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use ecrm_auth::{IdentityTrust, ServiceCredentials, Verifier, VerifierConfig};
+use std::sync::Arc;
+
+use ecrm_auth::{AccountCredentials, IdentityTrust, ServiceTokens, Verifier, VerifierConfig};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
@@ -104,19 +106,33 @@ impl AuthConfig {
         scopes: Vec<String>,
         shutdown: CancellationToken,
     ) -> Result<Verifier, ConfigError> {
+        Ok(self
+            .verifier_and_tokens(audience, scopes, shutdown)
+            .await?
+            .0)
+    }
+
+    /// The verifier, and the tokens of the service's own calls to other services: one login
+    /// at identity for both.
+    pub async fn verifier_and_tokens(
+        &self,
+        audience: &str,
+        scopes: Vec<String>,
+        shutdown: CancellationToken,
+    ) -> Result<(Verifier, Arc<ServiceTokens>), ConfigError> {
         let channel = self.endpoint()?.connect_lazy();
-        let trust = IdentityTrust::new(
-            channel,
-            ServiceCredentials {
+        let tokens = Arc::new(ServiceTokens::new(
+            channel.clone(),
+            AccountCredentials {
                 client_id: self.client_id.clone(),
                 client_secret: self.client_secret.0.clone(),
-                scopes,
             },
-        );
+        ));
+        let trust = IdentityTrust::with_tokens(channel, tokens.clone(), scopes);
         let config = VerifierConfig {
             refresh_interval: self.refresh_interval,
             ..VerifierConfig::new(self.issuer.clone(), audience)
         };
-        Ok(Verifier::start(config, trust, shutdown).await)
+        Ok((Verifier::start(config, trust, shutdown).await, tokens))
     }
 }

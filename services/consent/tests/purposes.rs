@@ -92,6 +92,32 @@ async fn a_purpose_is_defined_once_and_listed() {
         }
     }
     assert_eq!(keys, ["marketing_email", "share:air-one", "orders"]);
+
+    let shared = harness
+        .purposes()
+        .get_purpose(call(
+            &harness.internal(),
+            pb::GetPurposeRequest {
+                key: "share:air-one".to_owned(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .purpose
+        .unwrap();
+    assert_eq!(shared.channels, [i32::from(pb::Channel::Partner)]);
+    let missing = harness
+        .purposes()
+        .get_purpose(call(
+            &harness.internal(),
+            pb::GetPurposeRequest {
+                key: "share:hotel-two".to_owned(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
 }
 
 #[tokio::test]

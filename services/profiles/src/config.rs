@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ecrm_crypto::{MasterKey, MasterKeyArg};
 use ecrm_platform::config::{ConfigError, SecretParser};
+use tonic::transport::Endpoint;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProfilesConfig {
@@ -16,6 +17,10 @@ pub struct ProfilesConfig {
     /// this replica wake them at once).
     #[arg(long = "feed-poll-interval", env = "ECRM_FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub feed_poll_interval: Duration,
+    /// The consent service, e.g. http://127.0.0.1:50053, which says what customers share with
+    /// partners. Unset: nothing is shared with any partner.
+    #[arg(long = "consent-url", env = "ECRM_CONSENT_URL")]
+    pub consent_url: Option<String>,
     /// How often interactions past their retention are deleted.
     #[arg(long = "retention-sweep-interval", env = "ECRM_RETENTION_SWEEP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub retention_sweep_interval: Duration,
@@ -27,10 +32,28 @@ impl ProfilesConfig {
             master_key: MasterKeyArg(master_key),
             feed_poll_interval: Duration::from_secs(1),
             retention_sweep_interval: Duration::from_secs(3600),
+            consent_url: None,
         }
     }
 
+    /// The consent service's endpoint, when one is configured.
+    pub fn consent_endpoint(&self) -> Result<Option<Endpoint>, ConfigError> {
+        self.consent_url
+            .as_deref()
+            .map(|url| {
+                Endpoint::from_shared(url.to_owned())
+                    .map(|e| e.connect_timeout(Duration::from_secs(5)))
+                    .map_err(|_| ConfigError {
+                        flag: "--consent-url",
+                        env: "ECRM_CONSENT_URL",
+                        reason: "not a URL such as http://127.0.0.1:50053".to_owned(),
+                    })
+            })
+            .transpose()
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.consent_endpoint()?;
         if self.feed_poll_interval < Duration::from_millis(10)
             || self.feed_poll_interval > Duration::from_secs(60)
         {

@@ -28,6 +28,13 @@ pub enum ProfilesError {
     Corrupt,
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// A service this one depends on did not answer.
+    #[error("the {service} service is unavailable")]
+    Unavailable {
+        service: &'static str,
+        #[source]
+        status: tonic::Status,
+    },
 }
 
 impl ProfilesError {
@@ -72,6 +79,10 @@ impl From<ProfilesError> for Status {
             ProfilesError::AlreadyExists(message) => Status::already_exists(message),
             ProfilesError::Db(db) => db.into(),
             ProfilesError::Task(_) => internal(&error),
+            ProfilesError::Unavailable { service, status } => {
+                tracing::warn!(service, status = %status, "a dependency failed");
+                Status::unavailable(format!("the {service} service is unavailable; retry"))
+            }
             ProfilesError::Crypto(_) | ProfilesError::Corrupt => {
                 internal_summary(&error.to_string())
             }

@@ -7,6 +7,7 @@ mod attributes;
 mod caller;
 mod changes;
 mod config;
+mod consent_sharing;
 mod disclosures;
 mod error;
 mod identifiers;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::caller::{ON_BEHALF_OF_HEADER, PURPOSE_HEADER};
 pub use crate::config::ProfilesConfig;
+pub use crate::consent_sharing::ConsentSharing;
 pub use crate::error::ProfilesError;
 pub use crate::sharing::{NothingShared, SharedFields, SharingPolicy};
 
@@ -176,19 +178,27 @@ fn spawn_retention(
     });
 }
 
-/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys.
+/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys and,
+/// when a consent service is configured, sharing with partners what subjects agreed to share.
 pub async fn build(
     context: ServiceContext,
     config: ProfilesConfig,
     auth: AuthConfig,
 ) -> Result<ServiceRoutes, ProfilesError> {
-    let verifier = auth
-        .verifier(
+    let (verifier, tokens) = auth
+        .verifier_and_tokens(
             SERVICE.name,
             vec!["profiles.read".to_owned()],
             context.shutdown.clone(),
         )
         .await
         .map_err(|error| ProfilesError::invalid(error.flag, error.reason))?;
-    Ok(Profiles::new(context, config, verifier)?.routes())
+    let consent = config
+        .consent_endpoint()
+        .map_err(|error| ProfilesError::invalid(error.flag, error.reason))?;
+    let sharing: Arc<dyn SharingPolicy> = match consent {
+        Some(consent) => Arc::new(ConsentSharing::new(consent.connect_lazy(), tokens)),
+        None => Arc::new(NothingShared),
+    };
+    Ok(Profiles::with_sharing(context, config, verifier, sharing)?.routes())
 }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::store::{self, NewNotice, NewPurpose, PurposeRow};
 use crate::error::ConsentError;
 
-const MAX_KEY_CHARS: usize = 64;
+/// Room for `share:` and the longest partner id.
+const MAX_KEY_CHARS: usize = 80;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
 const MAX_CATEGORY_CHARS: usize = 64;
 const MAX_CATEGORIES: usize = 64;
@@ -270,6 +271,13 @@ impl Purposes {
                 }
                 Ok((stored, inserted))
             })
+            .await
+    }
+
+    pub async fn get(&self, key: String) -> Result<StoredPurpose, ConsentError> {
+        let key = check_key(&key).map_err(|_| ConsentError::invalid("key", "not a purpose key"))?;
+        self.db
+            .run(move |conn| load(conn, &key)?.ok_or(ConsentError::NotFound("purpose")))
             .await
     }
 

@@ -125,6 +125,17 @@ impl PurposesApi for PurposesService {
         }))
     }
 
+    async fn get_purpose(
+        &self,
+        request: Request<pb::GetPurposeRequest>,
+    ) -> Result<Response<pb::GetPurposeResponse>, Status> {
+        Caller::of(&request)?;
+        let stored = self.purposes.get(request.into_inner().key).await?;
+        Ok(Response::new(pb::GetPurposeResponse {
+            purpose: Some(purpose_to_proto(stored)),
+        }))
+    }
+
     async fn list_purposes(
         &self,
         request: Request<pb::ListPurposesRequest>,

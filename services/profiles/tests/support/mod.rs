@@ -33,8 +33,10 @@ use tonic::transport::Channel;
 pub struct Harness {
     pub database: TestDatabase,
     pub server: TestServer,
-    pub auth: TestAuth,
+    pub auth: Arc<TestAuth>,
     pub master: Arc<MasterKey>,
+    /// The consent service, when the harness runs one.
+    pub consent: Option<TestServer>,
     sharing: Arc<dyn SharingPolicy>,
     shutdown: CancellationToken,
 }
@@ -60,8 +62,34 @@ impl Harness {
     /// A service where `sharing` says what subjects share with partners.
     pub async fn start_with(sharing: Arc<dyn SharingPolicy>) -> Self {
         let database = TestDatabase::new(&[&SERVICE]).await;
+        Self::start_on(database, Arc::new(TestAuth::new()), sharing, None).await
+    }
+
+    /// Profiles and a consent service on one database, profiles asking consent what subjects
+    /// share with partners, with tokens both trust.
+    pub async fn start_with_consent() -> Self {
+        let database = TestDatabase::new(&[&SERVICE, &ecrm_consent::SERVICE]).await;
+        let auth = Arc::new(TestAuth::new());
+        let consent_db = database.db(&ecrm_consent::SERVICE).await.unwrap();
+        let consent = ecrm_consent::Consent::new(
+            &ServiceContext::new(consent_db, CancellationToken::new()),
+            auth.verifier("consent").await,
+        );
+        let consent = start_server(consent.routes()).await.unwrap();
+        let sharing = Arc::new(ecrm_profiles::ConsentSharing::new(
+            consent.channel(),
+            auth.clone(),
+        ));
+        Self::start_on(database, auth, sharing, Some(consent)).await
+    }
+
+    async fn start_on(
+        database: TestDatabase,
+        auth: Arc<TestAuth>,
+        sharing: Arc<dyn SharingPolicy>,
+        consent: Option<TestServer>,
+    ) -> Self {
         let master = Arc::new(MasterKey::generate().unwrap().0);
-        let auth = TestAuth::new();
         let shutdown = CancellationToken::new();
         let server = serve(
             &database,
@@ -76,6 +104,7 @@ impl Harness {
             server,
             auth,
             master,
+            consent,
             sharing,
             shutdown,
         }

@@ -221,10 +221,16 @@ pub async fn build(
             })
         }
         "consent" => {
-            let scopes = Scopes::empty().with(Scope::ConsentRead);
+            // Its tokens read revocations from identity and find subjects at profiles.
+            let scopes = Scopes::empty()
+                .with(Scope::ConsentRead)
+                .with(Scope::ProfilesRead);
             let auth = started.auth_for(member.name, scopes).await?;
+            let config = ecrm_consent::ConsentConfig {
+                profiles_url: started.urls.get("profiles").cloned(),
+            };
             Ok(Built {
-                routes: ecrm_consent::build(context, auth).await?,
+                routes: ecrm_consent::build(context, config, auth).await?,
                 notice: None,
             })
         }

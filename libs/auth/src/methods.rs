@@ -171,9 +171,38 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.consent.v1.Consents/ListConsentHistory",
         Access::Scope(Scope::ConsentRead),
     ),
+    // A full scan: for compliance officers, not every reader of consent.
     (
         "ecrm.consent.v1.Consents/VerifyLedger",
-        Access::Scope(Scope::ConsentRead),
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/SubmitRequest",
+        Access::Scope(Scope::DsrSubmit),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/VerifyRequester",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/ApproveRequest",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/RejectRequest",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/ExtendDeadline",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/GetRequest",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/ListRequests",
+        Access::Scope(Scope::DsrManage),
     ),
     // ecrm.privacy.v1: only the data subject request orchestrator.
     (

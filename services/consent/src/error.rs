@@ -16,6 +16,15 @@ pub enum ConsentError {
     NotFound(&'static str),
     #[error("{0}")]
     AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A service this one depends on did not answer.
+    #[error("the {service} service is unavailable")]
+    Unavailable {
+        service: &'static str,
+        #[source]
+        status: tonic::Status,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("a stored value is malformed")]
@@ -50,6 +59,11 @@ impl From<ConsentError> for Status {
             ConsentError::PermissionDenied(message) => Status::permission_denied(message),
             ConsentError::NotFound(_) => Status::not_found(error.to_string()),
             ConsentError::AlreadyExists(message) => Status::already_exists(message),
+            ConsentError::FailedPrecondition(message) => Status::failed_precondition(message),
+            ConsentError::Unavailable { service, status } => {
+                tracing::warn!(service, status = %status, "a dependency failed");
+                Status::unavailable(format!("the {service} service is unavailable; retry"))
+            }
             ConsentError::Db(db) => db.into(),
             ConsentError::Corrupt => internal_summary(&error.to_string()),
         }

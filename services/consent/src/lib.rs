@@ -2,8 +2,11 @@
 //! hash-chained ledger of every subject's decisions, with the checks other services ask of it.
 
 mod caller;
+mod config;
+mod dsr;
 mod error;
 mod ledger;
+mod profiles_directory;
 mod purposes;
 mod schema;
 
@@ -14,10 +17,13 @@ use ecrm_auth::Verifier;
 use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::consent::v1::consents_server::ConsentsServer;
+use ecrm_proto::ecrm::consent::v1::data_subject_requests_server::DataSubjectRequestsServer;
 use ecrm_proto::ecrm::consent::v1::purposes_server::PurposesServer;
 
+pub use crate::config::ConsentConfig;
 pub use crate::error::ConsentError;
 pub use crate::ledger::domain::MAX_CHECK_SUBJECTS;
+pub use crate::profiles_directory::ProfilesDirectory;
 
 pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
 
@@ -32,6 +38,8 @@ pub static SERVICE: ServiceDef = ServiceDef {
 pub struct Consent {
     purposes: Arc<purposes::domain::Purposes>,
     ledger: Arc<ledger::domain::Ledger>,
+    requests: Arc<dsr::domain::Requests>,
+    directory: Option<Arc<ProfilesDirectory>>,
     verifier: Verifier,
 }
 
@@ -47,8 +55,17 @@ impl Consent {
         Self {
             purposes: Arc::new(purposes::domain::Purposes::new(context.db.clone())),
             ledger: Arc::new(ledger::domain::Ledger::new(context.db.clone())),
+            requests: Arc::new(dsr::domain::Requests::new(context.db.clone())),
+            directory: None,
             verifier,
         }
+    }
+
+    /// Finds subjects named by identifier in `directory` (the profiles service).
+    #[must_use]
+    pub fn with_directory(mut self, directory: Arc<ProfilesDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     /// The gRPC services, behind the auth layer.
@@ -60,21 +77,37 @@ impl Consent {
             .with(ConsentsServer::new(ledger::grpc::ConsentsService {
                 ledger: self.ledger.clone(),
             }))
+            .with(DataSubjectRequestsServer::new(dsr::grpc::RequestsService {
+                requests: self.requests.clone(),
+                directory: self.directory.clone(),
+            }))
     }
 }
 
-/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys.
+/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys and
+/// finding subjects by identifier at the profiles service when one is configured.
 pub async fn build(
     context: ServiceContext,
+    config: ConsentConfig,
     auth: AuthConfig,
 ) -> Result<ServiceRoutes, ConsentError> {
-    let verifier = auth
-        .verifier(
+    let (verifier, tokens) = auth
+        .verifier_and_tokens(
             SERVICE.name,
             vec!["consent.read".to_owned()],
             context.shutdown.clone(),
         )
         .await
         .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
-    Ok(Consent::new(&context, verifier).routes())
+    let mut consent = Consent::new(&context, verifier);
+    let profiles = config
+        .profiles_endpoint()
+        .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
+    if let Some(profiles) = profiles {
+        consent = consent.with_directory(Arc::new(ProfilesDirectory::new(
+            profiles.connect_lazy(),
+            tokens,
+        )));
+    }
+    Ok(consent.routes())
 }

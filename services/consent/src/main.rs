@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecrm_consent::SERVICE;
+use ecrm_consent::{ConsentConfig, SERVICE};
 use ecrm_platform::PlatformConfig;
 use ecrm_platform::auth::AuthConfig;
 
@@ -15,6 +15,8 @@ struct Cli {
     platform: PlatformConfig,
     #[command(flatten)]
     auth: AuthConfig,
+    #[command(flatten)]
+    consent: ConsentConfig,
 }
 
 #[expect(
@@ -23,12 +25,12 @@ struct Cli {
 )]
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = cli.auth.validate() {
+    if let Err(error) = cli.consent.validate().and_then(|()| cli.auth.validate()) {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
-    let auth = cli.auth;
+    let (consent, auth) = (cli.consent, cli.auth);
     ecrm_platform::serve(&SERVICE, cli.platform, move |context| {
-        ecrm_consent::build(context, auth)
+        ecrm_consent::build(context, consent, auth)
     })
 }

@@ -45,8 +45,48 @@ pub mod consent {
         }
     }
 
+    diesel::table! {
+        consent.request_events (id) {
+            id -> Uuid,
+            request_id -> Uuid,
+            from_status -> Nullable<Text>,
+            to_status -> Text,
+            principal -> Text,
+            principal_kind -> Text,
+            at -> Timestamptz,
+            note -> Text,
+        }
+    }
+
+    diesel::table! {
+        consent.requests (id) {
+            id -> Uuid,
+            subject_id -> Uuid,
+            #[sql_name = "type"]
+            type_ -> Text,
+            status -> Text,
+            channel -> Text,
+            received_at -> Timestamptz,
+            due_on -> Date,
+            paused_since -> Nullable<Timestamptz>,
+            paused_days -> Int4,
+            extension_months -> Int4,
+            extension_reason -> Nullable<Text>,
+            rejection_reason -> Nullable<Text>,
+            submitted_by -> Text,
+            updated_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(ledger -> purposes (purpose_key));
     diesel::joinable!(notices -> purposes (purpose_key));
+    diesel::joinable!(request_events -> requests (request_id));
 
-    diesel::allow_tables_to_appear_in_same_query!(ledger, notices, purposes,);
+    diesel::allow_tables_to_appear_in_same_query!(
+        ledger,
+        notices,
+        purposes,
+        request_events,
+        requests,
+    );
 }

@@ -177,6 +177,14 @@ async fn bad_purposes_are_refused_naming_the_field() {
             "purpose.channels",
         ),
         (
+            purpose(
+                "share:air-one",
+                common::LawfulBasis::LegitimateInterest,
+                &[pb::Channel::Partner],
+            ),
+            "purpose.lawful_basis",
+        ),
+        (
             pb::Purpose {
                 data_categories: vec!["Given Name".to_owned()],
                 ..purpose("news", common::LawfulBasis::Consent, &[pb::Channel::Email])

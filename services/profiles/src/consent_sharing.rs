@@ -99,7 +99,11 @@ impl ConsentSharing {
                 .map_err(unavailable)?
                 .into_inner()
                 .decisions;
-            for decision in decisions.into_iter().filter(|d| d.allowed) {
+            // Only an explicit grant shares, whatever else CheckConsent would allow.
+            let granted = decisions
+                .into_iter()
+                .filter(|d| d.allowed && d.reason() == pb::Reason::Granted);
+            for decision in granted {
                 if let Ok(subject) = decision.subject_id.parse() {
                     shared.insert(subject, fields.clone());
                 }

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
+use ecrm_platform::Db;
 use ecrm_platform::paging::Page;
-use ecrm_platform::{Db, DbError};
 use ecrm_proto::ecrm::common::v1::PageResponse;
 use uuid::Uuid;
 
 use super::chain::{EntryContent, GENESIS, to_micros};
-use super::store::{self, EntryRow, SEQUENCE_CONSTRAINT};
+use super::store::{self, EntryRow};
 use crate::caller::Caller;
 use crate::error::ConsentError;
 use crate::purposes::domain::{self as purposes, Channel, LawfulBasis};
@@ -18,8 +18,6 @@ use crate::purposes::store as purpose_store;
 
 /// Most subjects one `CheckConsent` may name.
 pub const MAX_CHECK_SUBJECTS: usize = 10_000;
-/// Appends racing on one subject's chain: the loser reads the new end and tries again.
-const APPEND_ATTEMPTS: usize = 5;
 /// Entries read per query while verifying.
 const VERIFY_BATCH: i64 = 5_000;
 
@@ -128,18 +126,7 @@ impl Ledger {
 
     /// Appends `new` to its subject's chain; effective as soon as this returns.
     pub async fn record(&self, caller: Caller, new: NewDecision) -> Result<EntryRow, ConsentError> {
-        let mut attempt = 1;
-        loop {
-            let (caller, new) = (caller.clone(), new.clone());
-            match self.db.run(move |conn| append(conn, &caller, &new)).await {
-                Err(ConsentError::Db(DbError::UniqueViolation { constraint }))
-                    if constraint == SEQUENCE_CONSTRAINT && attempt < APPEND_ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        self.db.run(move |conn| append(conn, &caller, &new)).await
     }
 
     /// The decision in force for each purpose and channel the subject was asked about.
@@ -327,6 +314,8 @@ fn append(
         }
         (None, Decision::Withdrawn) => {}
     }
+    // One writer at a time per subject: each appends after the entry the previous one wrote.
+    store::lock_subject(conn, new.subject_id)?;
     let (sequence, previous_hash) = match store::find_last(conn, new.subject_id)? {
         Some((sequence, hash)) => (sequence + 1, hash),
         None => (1, GENESIS.to_vec()),

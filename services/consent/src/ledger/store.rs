@@ -28,8 +28,16 @@ pub struct EntryRow {
     pub hash: Vec<u8>,
 }
 
-/// The unique key that makes a subject's sequence numbers a chain with no fork.
-pub const SEQUENCE_CONSTRAINT: &str = "ledger_subject_id_sequence_key";
+/// Holds, until the transaction ends, the right to append to `subject`'s chain (the unique
+/// `(subject_id, sequence)` key still refuses a fork should anything bypass it).
+pub fn lock_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('consent.ledger:' || $1::text, 0))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(subject)
+    .execute(conn)
+    .map(drop)
+}
 
 pub fn insert(conn: &mut PgConnection, row: &EntryRow) -> QueryResult<()> {
     diesel::insert_into(ledger::table)

@@ -145,6 +145,14 @@ impl Purpose {
                 "CHANNEL_PARTNER alone, exactly for the purposes `share:<partner_id>`",
             ));
         }
+        // Sharing with a partner rests on each subject's consent, never on a basis that would
+        // allow it for everyone.
+        if key.starts_with(SHARE_PREFIX) && lawful_basis != LawfulBasis::Consent {
+            return Err(ConsentError::invalid(
+                "purpose.lawful_basis",
+                "sharing with a partner needs LAWFUL_BASIS_CONSENT",
+            ));
+        }
         if data_categories.len() > MAX_CATEGORIES {
             return Err(ConsentError::invalid(
                 "purpose.data_categories",

@@ -65,9 +65,14 @@ impl Harness {
     pub fn internal(&self) -> String {
         self.token(TokenSpec::internal(
             "consent",
-            [Scope::ConsentRead, Scope::ConsentWrite]
-                .into_iter()
-                .collect::<Scopes>(),
+            [
+                Scope::ConsentRead,
+                Scope::ConsentWrite,
+                Scope::DsrSubmit,
+                Scope::DsrManage,
+            ]
+            .into_iter()
+            .collect::<Scopes>(),
         ))
     }
 

@@ -1,0 +1,2 @@
+DROP TABLE request_events;
+DROP TABLE requests;

@@ -1,0 +1,379 @@
+//! The life of a data subject request: submitted (awaiting the requester's verification, the
+//! deadline paused), verified, approved, rejected, extended; every change audited.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::PgConnection;
+use ecrm_platform::Db;
+use ecrm_platform::paging::Page;
+use ecrm_proto::ecrm::common::v1::PageResponse;
+use uuid::Uuid;
+
+use super::deadline::{self, MAX_EXTENSION_MONTHS};
+use super::store::{self, EventRow, RequestFilter, RequestRow};
+use crate::caller::Caller;
+use crate::error::ConsentError;
+
+const MAX_REASON_CHARS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Access,
+    Portability,
+    Erasure,
+    Rectification,
+    Restriction,
+    LiftRestriction,
+    Objection,
+}
+
+impl RequestKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Access => "access",
+            RequestKind::Portability => "portability",
+            RequestKind::Erasure => "erasure",
+            RequestKind::Rectification => "rectification",
+            RequestKind::Restriction => "restriction",
+            RequestKind::LiftRestriction => "lift_restriction",
+            RequestKind::Objection => "objection",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [
+            RequestKind::Access,
+            RequestKind::Portability,
+            RequestKind::Erasure,
+            RequestKind::Rectification,
+            RequestKind::Restriction,
+            RequestKind::LiftRestriction,
+            RequestKind::Objection,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == stored)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    AwaitingVerification,
+    AwaitingApproval,
+    InProgress,
+    Completed,
+    Rejected,
+}
+
+impl Status {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingVerification => "awaiting_verification",
+            Status::AwaitingApproval => "awaiting_approval",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [
+            Status::AwaitingVerification,
+            Status::AwaitingApproval,
+            Status::InProgress,
+            Status::Completed,
+            Status::Rejected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == stored)
+    }
+
+    fn is_open(self) -> bool {
+        !matches!(self, Status::Completed | Status::Rejected)
+    }
+}
+
+/// A request to record.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub subject_id: Uuid,
+    pub kind: RequestKind,
+    pub channel: &'static str,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A request as stored, with its history.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub row: RequestRow,
+    pub history: Vec<EventRow>,
+}
+
+impl Request {
+    /// The deadline as of `today`: while the requester is being verified, each day paused so
+    /// far moves it on.
+    pub fn due_on(&self, today: NaiveDate) -> NaiveDate {
+        match self.row.paused_since {
+            None => self.row.due_on,
+            Some(since) => {
+                let days = deadline::paused_days(since.date_naive(), today);
+                self.row
+                    .due_on
+                    .checked_add_days(chrono::Days::new(u64::from(days)))
+                    .unwrap_or(NaiveDate::MAX)
+            }
+        }
+    }
+}
+
+/// A reason an operator must give: 1 to 1000 characters.
+pub fn check_reason(field: &str, reason: &str) -> Result<String, ConsentError> {
+    let reason = reason.trim();
+    if reason.is_empty()
+        || reason.chars().count() > MAX_REASON_CHARS
+        || reason.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ConsentError::invalid(
+            field,
+            format!("1 to {MAX_REASON_CHARS} characters, no control characters"),
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+#[derive(Debug, Clone)]
+pub struct Requests {
+    db: Db,
+}
+
+impl Requests {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub async fn submit(&self, caller: Caller, new: NewRequest) -> Result<Request, ConsentError> {
+        if new.received_at > Utc::now() + chrono::Duration::minutes(5) {
+            return Err(ConsentError::invalid("received_at", "is in the future"));
+        }
+        self.db
+            .run(move |conn| {
+                let now = Utc::now();
+                let row = RequestRow {
+                    id: Uuid::now_v7(),
+                    subject_id: new.subject_id,
+                    kind: new.kind.as_str().to_owned(),
+                    status: Status::AwaitingVerification.as_str().to_owned(),
+                    channel: new.channel.to_owned(),
+                    received_at: new.received_at,
+                    due_on: deadline::due_on(new.received_at.date_naive(), 0, 0),
+                    // The deadline waits from receipt until the requester is verified.
+                    paused_since: Some(new.received_at.min(now)),
+                    paused_days: 0,
+                    extension_months: 0,
+                    extension_reason: None,
+                    rejection_reason: None,
+                    submitted_by: caller.principal.subject.clone(),
+                    updated_at: now,
+                };
+                store::insert(conn, &row)?;
+                audit(
+                    conn,
+                    &caller,
+                    row.id,
+                    None,
+                    Status::AwaitingVerification,
+                    format!("{} request received", new.kind.as_str()),
+                )?;
+                load(conn, row.id)
+            })
+            .await
+    }
+
+    /// The requester is who they claim: the deadline runs again, moved by the days it waited.
+    pub async fn verify(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        reason: String,
+    ) -> Result<Request, ConsentError> {
+        self.transition(caller, id, move |row| {
+            expect_status(row, &[Status::AwaitingVerification])?;
+            let since = row.paused_since.unwrap_or(row.received_at);
+            let days = deadline::paused_days(since.date_naive(), Utc::now().date_naive());
+            row.paused_days = row
+                .paused_days
+                .saturating_add(i32::try_from(days).unwrap_or(i32::MAX));
+            row.paused_since = None;
+            refresh_due(row);
+            Ok((
+                Status::AwaitingApproval,
+                format!("requester verified ({days} days paused): {reason}"),
+            ))
+        })
+        .await
+    }
+
+    pub async fn approve(&self, caller: Caller, id: Uuid) -> Result<Request, ConsentError> {
+        self.transition(caller, id, |row| {
+            expect_status(row, &[Status::AwaitingApproval])?;
+            Ok((Status::InProgress, "approved".to_owned()))
+        })
+        .await
+    }
+
+    pub async fn reject(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        reason: String,
+    ) -> Result<Request, ConsentError> {
+        self.transition(caller, id, move |row| {
+            expect_status(
+                row,
+                &[
+                    Status::AwaitingVerification,
+                    Status::AwaitingApproval,
+                    Status::InProgress,
+                ],
+            )?;
+            row.rejection_reason = Some(reason.clone());
+            row.paused_since = None;
+            Ok((Status::Rejected, format!("rejected: {reason}")))
+        })
+        .await
+    }
+
+    /// Extends the deadline once, by 1 or 2 months (Art. 12(3)).
+    pub async fn extend(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        months: u32,
+        reason: String,
+    ) -> Result<Request, ConsentError> {
+        if !(1..=MAX_EXTENSION_MONTHS).contains(&months) {
+            return Err(ConsentError::invalid(
+                "months",
+                format!("1 to {MAX_EXTENSION_MONTHS}"),
+            ));
+        }
+        self.transition(caller, id, move |row| {
+            let status = Status::parse(&row.status).ok_or(ConsentError::Corrupt)?;
+            if !status.is_open() {
+                return Err(ConsentError::FailedPrecondition(format!(
+                    "the request is {}: its deadline no longer runs",
+                    status.as_str()
+                )));
+            }
+            if row.extension_months > 0 {
+                return Err(ConsentError::FailedPrecondition(
+                    "the deadline was extended already; it may be extended once".to_owned(),
+                ));
+            }
+            row.extension_months = i32::try_from(months).unwrap_or_default();
+            row.extension_reason = Some(reason.clone());
+            refresh_due(row);
+            Ok((
+                status,
+                format!("deadline extended by {months} months: {reason}"),
+            ))
+        })
+        .await
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Request, ConsentError> {
+        self.db.run(move |conn| load(conn, id)).await
+    }
+
+    pub async fn list(
+        &self,
+        filter: RequestFilter,
+        page: Page,
+    ) -> Result<(Vec<Request>, PageResponse), ConsentError> {
+        self.db
+            .run(move |conn| {
+                let rows = store::list_by_urgency(conn, &filter, page.after, page.limit())?;
+                let (rows, next) = page.finish(rows, |row| row.id);
+                let requests = rows
+                    .into_iter()
+                    .map(|row| {
+                        let history = store::list_events(conn, row.id)?;
+                        Ok(Request { row, history })
+                    })
+                    .collect::<Result<_, ConsentError>>()?;
+                Ok((requests, next))
+            })
+            .await
+    }
+
+    /// Applies `change` to the locked request and records the new status with its note.
+    async fn transition<F>(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        change: F,
+    ) -> Result<Request, ConsentError>
+    where
+        F: FnOnce(&mut RequestRow) -> Result<(Status, String), ConsentError> + Send + 'static,
+    {
+        self.db
+            .run(move |conn| {
+                let mut row = store::lock(conn, id)?.ok_or(ConsentError::NotFound("request"))?;
+                let from = Status::parse(&row.status).ok_or(ConsentError::Corrupt)?;
+                let (to, note) = change(&mut row)?;
+                row.status = to.as_str().to_owned();
+                store::update(conn, &row)?;
+                audit(conn, &caller, id, Some(from), to, note)?;
+                load(conn, id)
+            })
+            .await
+    }
+}
+
+fn expect_status(row: &RequestRow, allowed: &[Status]) -> Result<(), ConsentError> {
+    let status = Status::parse(&row.status).ok_or(ConsentError::Corrupt)?;
+    if allowed.contains(&status) {
+        Ok(())
+    } else {
+        Err(ConsentError::FailedPrecondition(format!(
+            "the request is {}",
+            status.as_str()
+        )))
+    }
+}
+
+fn refresh_due(row: &mut RequestRow) {
+    row.due_on = deadline::due_on(
+        row.received_at.date_naive(),
+        u32::try_from(row.paused_days).unwrap_or_default(),
+        u32::try_from(row.extension_months).unwrap_or_default(),
+    );
+}
+
+fn audit(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    request: Uuid,
+    from: Option<Status>,
+    to: Status,
+    note: String,
+) -> Result<(), ConsentError> {
+    store::insert_event(
+        conn,
+        &EventRow {
+            id: Uuid::now_v7(),
+            request_id: request,
+            from_status: from.map(|s| s.as_str().to_owned()),
+            to_status: to.as_str().to_owned(),
+            principal: caller.principal.subject.clone(),
+            principal_kind: caller.principal.kind.as_str().to_owned(),
+            at: Utc::now(),
+            note,
+        },
+    )?;
+    Ok(())
+}
+
+fn load(conn: &mut PgConnection, id: Uuid) -> Result<Request, ConsentError> {
+    let row = store::find(conn, id)?.ok_or(ConsentError::NotFound("request"))?;
+    let history = store::list_events(conn, id)?;
+    Ok(Request { row, history })
+}

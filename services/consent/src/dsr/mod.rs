@@ -1,0 +1,6 @@
+//! Data subject requests: their life, their deadline, and who did what to them.
+
+pub mod deadline;
+pub mod domain;
+pub mod grpc;
+pub mod store;

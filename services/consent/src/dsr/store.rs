@@ -1,0 +1,142 @@
+//! The `requests` and `request_events` tables.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::schema::consent::{request_events, requests};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = requests, check_for_backend(diesel::pg::Pg))]
+pub struct RequestRow {
+    pub id: Uuid,
+    pub subject_id: Uuid,
+    #[diesel(column_name = type_)]
+    pub kind: String,
+    pub status: String,
+    pub channel: String,
+    pub received_at: DateTime<Utc>,
+    pub due_on: NaiveDate,
+    pub paused_since: Option<DateTime<Utc>>,
+    pub paused_days: i32,
+    pub extension_months: i32,
+    pub extension_reason: Option<String>,
+    pub rejection_reason: Option<String>,
+    pub submitted_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = request_events, check_for_backend(diesel::pg::Pg))]
+pub struct EventRow {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub principal: String,
+    pub principal_kind: String,
+    pub at: DateTime<Utc>,
+    pub note: String,
+}
+
+pub fn insert(conn: &mut PgConnection, row: &RequestRow) -> QueryResult<()> {
+    diesel::insert_into(requests::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn insert_event(conn: &mut PgConnection, row: &EventRow) -> QueryResult<()> {
+    diesel::insert_into(request_events::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// The request, locked for the rest of the transaction.
+pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<RequestRow>> {
+    requests::table
+        .find(id)
+        .for_update()
+        .select(RequestRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<RequestRow>> {
+    requests::table
+        .find(id)
+        .select(RequestRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Saves the request's state (its row is locked by the caller).
+pub fn update(conn: &mut PgConnection, row: &RequestRow) -> QueryResult<()> {
+    diesel::update(requests::table.find(row.id))
+        .set((
+            requests::status.eq(&row.status),
+            requests::due_on.eq(row.due_on),
+            requests::paused_since.eq(row.paused_since),
+            requests::paused_days.eq(row.paused_days),
+            requests::extension_months.eq(row.extension_months),
+            requests::extension_reason.eq(&row.extension_reason),
+            requests::rejection_reason.eq(&row.rejection_reason),
+            requests::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn list_events(conn: &mut PgConnection, request: Uuid) -> QueryResult<Vec<EventRow>> {
+    request_events::table
+        .filter(request_events::request_id.eq(request))
+        .order((request_events::at, request_events::id))
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+/// What `ListRequests` filters on; empty lists mean every value.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub statuses: Vec<&'static str>,
+    pub kinds: Vec<&'static str>,
+    pub due_on_or_before: Option<NaiveDate>,
+}
+
+/// Requests most urgent first (due date, then receipt, then id), after the request `after`.
+pub fn list_by_urgency(
+    conn: &mut PgConnection,
+    filter: &RequestFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<RequestRow>> {
+    let mut query = requests::table
+        .order((requests::due_on, requests::received_at, requests::id))
+        .limit(limit)
+        .select(RequestRow::as_select())
+        .into_boxed();
+    if !filter.statuses.is_empty() {
+        query = query.filter(requests::status.eq_any(filter.statuses.clone()));
+    }
+    if !filter.kinds.is_empty() {
+        query = query.filter(requests::type_.eq_any(filter.kinds.clone()));
+    }
+    if let Some(day) = filter.due_on_or_before {
+        query = query.filter(requests::due_on.le(day));
+    }
+    if let Some(after) = after.map(|id| find(conn, id)).transpose()?.flatten() {
+        query = query.filter(
+            requests::due_on
+                .gt(after.due_on)
+                .or(requests::due_on.eq(after.due_on).and(
+                    requests::received_at
+                        .gt(after.received_at)
+                        .or(requests::received_at
+                            .eq(after.received_at)
+                            .and(requests::id.gt(after.id))),
+                )),
+        );
+    }
+    query.load(conn)
+}

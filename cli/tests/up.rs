@@ -60,6 +60,7 @@ fn ecrm_up(scratch: &Path, args: &[&str]) -> Command {
         .env_remove("ECRM_BOOTSTRAP_ADMIN_PASSWORD")
         .env_remove("ECRM_IDENTITY_MASTER_KEY")
         .env_remove("ECRM_PROFILES_MASTER_KEY")
+        .env_remove("ECRM_CONSENT_MASTER_KEY")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -20,6 +20,8 @@ const MASTER_KEY_FILE: &str = "identity-master.key";
 /// Where the profiles service's master key is kept between runs: its own, so neither service
 /// can open the other's data.
 const PROFILES_MASTER_KEY_FILE: &str = "profiles-master.key";
+/// Where the consent service's master key (its checkpoint signing key's seed) is kept.
+const CONSENT_MASTER_KEY_FILE: &str = "consent-master.key";
 /// The display name of the internal account `ecrm up` gives each service, e.g. `ecrm up: profiles`.
 const ACCOUNT_PREFIX: &str = "ecrm up: ";
 
@@ -53,12 +55,14 @@ pub enum BuildError {
 pub struct SuiteSettings {
     master_key: Arc<MasterKey>,
     profiles_master_key: Arc<MasterKey>,
+    consent_master_key: Arc<MasterKey>,
     bootstrap_password: Option<Secret<String>>,
 }
 
 impl SuiteSettings {
     /// Reads the master keys of `data_dir`, or makes them on first run (mode 0600);
-    /// `ECRM_IDENTITY_MASTER_KEY` and `ECRM_PROFILES_MASTER_KEY` take precedence when set.
+    /// `ECRM_IDENTITY_MASTER_KEY`, `ECRM_PROFILES_MASTER_KEY` and `ECRM_CONSENT_MASTER_KEY`
+    /// take precedence when set.
     pub fn load(
         data_dir: &Path,
         bootstrap_password: Option<Secret<String>>,
@@ -69,6 +73,11 @@ impl SuiteSettings {
                 data_dir,
                 "ECRM_PROFILES_MASTER_KEY",
                 PROFILES_MASTER_KEY_FILE,
+            )?,
+            consent_master_key: master_key(
+                data_dir,
+                "ECRM_CONSENT_MASTER_KEY",
+                CONSENT_MASTER_KEY_FILE,
             )?,
             bootstrap_password,
         })
@@ -228,6 +237,7 @@ pub async fn build(
             let auth = started.auth_for(member.name, scopes).await?;
             let config = ecrm_consent::ConsentConfig {
                 profiles_url: started.urls.get("profiles").cloned(),
+                ..ecrm_consent::ConsentConfig::new(settings.consent_master_key.clone())
             };
             Ok(Built {
                 routes: ecrm_consent::build(context, config, auth).await?,

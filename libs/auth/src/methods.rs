@@ -177,6 +177,10 @@ const METHODS: &[(&str, Access)] = &[
         Access::Scope(Scope::DsrManage),
     ),
     (
+        "ecrm.consent.v1.Consents/TakeCheckpoint",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
         "ecrm.consent.v1.DataSubjectRequests/SubmitRequest",
         Access::Scope(Scope::DsrSubmit),
     ),

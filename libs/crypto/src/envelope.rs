@@ -173,6 +173,36 @@ impl MasterKey {
     }
 }
 
+/// HKDF output of 32 bytes: an Ed25519 seed.
+struct SeedLen;
+
+impl ring::hkdf::KeyType for SeedLen {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+impl MasterKey {
+    /// The Ed25519 signing key for `purpose`, derived from the master key: the same master key
+    /// and purpose always give the same key pair, so nothing more needs storing or backing up.
+    pub fn signing_key(
+        &self,
+        purpose: &str,
+    ) -> Result<ring::signature::Ed25519KeyPair, CryptoError> {
+        let info = [purpose.as_bytes()];
+        let okm = self
+            .derivation
+            .expand(&info, SeedLen)
+            .map_err(|_| CryptoError::BadKey)?;
+        let mut seed = [0_u8; 32];
+        okm.fill(&mut seed).map_err(|_| CryptoError::BadKey)?;
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| CryptoError::BadKey);
+        seed.fill(0);
+        pair
+    }
+}
+
 /// Finds a value without storing it: an HMAC-SHA256 of the value under a key derived from the
 /// master key, so the index cannot be reversed by hashing guesses without that key.
 #[derive(Clone)]
@@ -331,5 +361,32 @@ mod tests {
             Err(CryptoError::Unsealable)
         );
         assert_eq!(format!("{data:?}"), "DataKey(****)");
+    }
+}
+
+#[cfg(test)]
+mod signing_tests {
+    use ring::signature::{ED25519, KeyPair, UnparsedPublicKey};
+
+    use super::*;
+
+    #[test]
+    fn a_signing_key_is_the_same_for_the_same_key_and_purpose_only() {
+        let (master, encoded) = MasterKey::generate().unwrap_or_else(|_| unreachable!());
+        let again: MasterKey = encoded.parse().unwrap_or_else(|_| unreachable!());
+        let key = |m: &MasterKey, purpose| {
+            m.signing_key(purpose)
+                .map(|k| k.public_key().as_ref().to_vec())
+                .unwrap_or_default()
+        };
+        assert_eq!(key(&master, "a"), key(&again, "a"));
+        assert_ne!(key(&master, "a"), key(&master, "b"));
+        let pair = master.signing_key("a").unwrap_or_else(|_| unreachable!());
+        let signature = pair.sign(b"message");
+        assert!(
+            UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref())
+                .verify(b"message", signature.as_ref())
+                .is_ok()
+        );
     }
 }

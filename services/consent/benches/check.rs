@@ -4,7 +4,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ecrm_auth::{Scope, Scopes};
-use ecrm_consent::{Consent, MAX_CHECK_SUBJECTS, SERVICE};
+use ecrm_consent::{Consent, ConsentConfig, MAX_CHECK_SUBJECTS, SERVICE};
+use ecrm_crypto::MasterKey;
 use ecrm_platform::ServiceContext;
 use ecrm_platform::db::PoolOptions;
 use ecrm_proto::ecrm::common::v1 as common;
@@ -45,8 +46,10 @@ async fn setup() -> Setup {
     let shutdown = CancellationToken::new();
     let consent = Consent::new(
         &ServiceContext::new(db, shutdown.clone()),
+        &ConsentConfig::new(std::sync::Arc::new(MasterKey::generate().unwrap().0)),
         auth.verifier("consent").await,
-    );
+    )
+    .unwrap();
     let server = start_server(consent.routes()).await.unwrap();
     let token = auth.token(&TokenSpec::internal(
         "consent",

@@ -50,15 +50,34 @@ impl std::fmt::Debug for Consent {
 }
 
 impl Consent {
-    /// Builds the service on `context`'s database, checking calls with `verifier`.
-    pub fn new(context: &ServiceContext, verifier: Verifier) -> Self {
-        Self {
+    /// Builds the service on `context`'s database, checking calls with `verifier`, and signs
+    /// ledger checkpoints every `config.checkpoint_interval` until `context` shuts down.
+    pub fn new(
+        context: &ServiceContext,
+        config: &ConsentConfig,
+        verifier: Verifier,
+    ) -> Result<Self, ConsentError> {
+        let key = config
+            .master_key
+            .0
+            .signing_key(CHECKPOINT_KEY_PURPOSE)
+            .map_err(|_| ConsentError::invalid("master_key", "cannot derive the checkpoint key"))?;
+        let ledger = Arc::new(ledger::domain::Ledger::new(
+            context.db.clone(),
+            Arc::new(key),
+        ));
+        spawn_checkpoints(
+            ledger.clone(),
+            config.checkpoint_interval,
+            context.shutdown.clone(),
+        );
+        Ok(Self {
             purposes: Arc::new(purposes::domain::Purposes::new(context.db.clone())),
-            ledger: Arc::new(ledger::domain::Ledger::new(context.db.clone())),
+            ledger,
             requests: Arc::new(dsr::domain::Requests::new(context.db.clone())),
             directory: None,
             verifier,
-        }
+        })
     }
 
     /// Finds subjects named by identifier in `directory` (the profiles service).
@@ -84,6 +103,27 @@ impl Consent {
     }
 }
 
+/// Purpose of the checkpoint signing key derived from the master key.
+const CHECKPOINT_KEY_PURPOSE: &str = "consent.ledger_checkpoints";
+
+fn spawn_checkpoints(
+    ledger: Arc<ledger::domain::Ledger>,
+    interval: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(error) = ledger.checkpoint().await {
+                tracing::warn!(error = %error, "cannot sign a ledger checkpoint");
+            }
+        }
+    });
+}
+
 /// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys and
 /// finding subjects by identifier at the profiles service when one is configured.
 pub async fn build(
@@ -99,7 +139,7 @@ pub async fn build(
         )
         .await
         .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
-    let mut consent = Consent::new(&context, verifier);
+    let mut consent = Consent::new(&context, &config, verifier)?;
     let profiles = config
         .profiles_endpoint()
         .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;

@@ -2,6 +2,27 @@
 
 pub mod consent {
     diesel::table! {
+        consent.checkpoint_heads (checkpoint_id, subject_id) {
+            checkpoint_id -> Uuid,
+            subject_id -> Uuid,
+            sequence -> Int8,
+            hash -> Bytea,
+        }
+    }
+
+    diesel::table! {
+        consent.checkpoints (id) {
+            id -> Uuid,
+            taken_at -> Timestamptz,
+            previous_id -> Nullable<Uuid>,
+            subjects -> Int8,
+            heads_digest -> Bytea,
+            public_key -> Bytea,
+            signature -> Bytea,
+        }
+    }
+
+    diesel::table! {
         consent.ledger (id) {
             id -> Uuid,
             subject_id -> Uuid,
@@ -83,6 +104,8 @@ pub mod consent {
     diesel::joinable!(request_events -> requests (request_id));
 
     diesel::allow_tables_to_appear_in_same_query!(
+        checkpoint_heads,
+        checkpoints,
         ledger,
         notices,
         purposes,

@@ -480,3 +480,119 @@ async fn the_ledger_cannot_be_changed_by_the_service_and_tampering_is_reported()
         only_alice.problem
     );
 }
+
+async fn checkpoint(harness: &Harness) -> pb::TakeCheckpointResponse {
+    harness
+        .consents()
+        .take_checkpoint(call(&harness.internal(), pb::TakeCheckpointRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn signed_checkpoints_catch_what_the_chains_alone_cannot() {
+    let harness = Harness::start().await;
+    let notice = newsletter(&harness).await;
+    let (alice, bob, cy) = (new_subject(), new_subject(), new_subject());
+    for subject in [&alice, &bob, &cy] {
+        harness
+            .record(grant(subject, "newsletter", &notice))
+            .await
+            .unwrap();
+        harness
+            .record(withdraw(subject, "newsletter"))
+            .await
+            .unwrap();
+    }
+    let first = checkpoint(&harness).await;
+    assert!(first.created);
+    assert_eq!(first.subjects, 3);
+    assert_eq!(first.public_key.len(), 64);
+    // Nothing moved: no new checkpoint.
+    let same = checkpoint(&harness).await;
+    assert!(!same.created);
+    assert_eq!(same.checkpoint_id, first.checkpoint_id);
+    // A new decision moves one head: the next checkpoint signs it.
+    harness
+        .record(grant(&cy, "newsletter", &notice))
+        .await
+        .unwrap();
+    assert!(checkpoint(&harness).await.created);
+    let intact = verify(&harness).await;
+    assert!(intact.intact, "{intact:?}");
+    assert_eq!(intact.checkpoints_checked, 2);
+
+    // Removing Bob's withdrawal, the last entry of his chain, leaves a valid chain...
+    let bob_withdrawal = history(&harness, &bob).await[1].clone();
+    harness
+        .superuser(format!(
+            "DELETE FROM consent.ledger WHERE id = '{}'",
+            bob_withdrawal.entry_id
+        ))
+        .await;
+    // ...but not the head a checkpoint signed.
+    let after = verify(&harness).await;
+    assert!(!after.intact);
+    assert_eq!(after.first_broken_subject_id, bob);
+    assert_eq!(after.first_broken_sequence, 2);
+    assert!(after.problem.contains("gone"), "{}", after.problem);
+
+    // Rewriting Alice's last entry with a chain that recomputes (through the service itself,
+    // after deleting the original) is caught the same way.
+    let alice_last = history(&harness, &alice).await[1].clone();
+    harness
+        .superuser(format!(
+            "DELETE FROM consent.ledger WHERE id = '{}'",
+            alice_last.entry_id
+        ))
+        .await;
+    harness
+        .record(grant(&alice, "newsletter", &notice))
+        .await
+        .unwrap();
+    let only_alice = harness
+        .consents()
+        .verify_ledger(call(
+            &harness.internal(),
+            pb::VerifyLedgerRequest {
+                subject_id: alice.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!only_alice.intact);
+    assert_eq!(only_alice.first_broken_sequence, 2);
+    assert!(
+        only_alice.problem.contains("differs"),
+        "{}",
+        only_alice.problem
+    );
+
+    // And a checkpoint can be neither changed nor removed by the service's own role.
+    for sql in [
+        "UPDATE checkpoints SET subjects = 0",
+        "DELETE FROM checkpoint_heads",
+    ] {
+        let refused = harness.sql_as_service(sql).await.unwrap_err();
+        assert!(refused.contains("permission denied"), "{sql}: {refused}");
+    }
+}
+
+#[tokio::test]
+async fn an_altered_checkpoint_is_reported() {
+    let harness = Harness::start().await;
+    let notice = newsletter(&harness).await;
+    harness
+        .record(grant(&new_subject(), "newsletter", &notice))
+        .await
+        .unwrap();
+    checkpoint(&harness).await;
+    harness
+        .superuser("UPDATE consent.checkpoints SET subjects = subjects + 1".to_owned())
+        .await;
+    let altered = verify(&harness).await;
+    assert!(!altered.intact);
+    assert!(altered.problem.contains("digest"), "{}", altered.problem);
+}

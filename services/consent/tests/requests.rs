@@ -493,8 +493,10 @@ async fn a_subject_named_by_identifier_is_found_at_profiles() {
             database.db(&SERVICE_DEF).await.unwrap(),
             shutdown.clone(),
         ),
+        &ecrm_consent::ConsentConfig::new(Arc::new(ecrm_crypto::MasterKey::generate().unwrap().0)),
         auth.verifier("consent").await,
     )
+    .unwrap()
     .with_directory(Arc::new(ecrm_consent::ProfilesDirectory::new(
         profiles.channel(),
         auth.clone(),

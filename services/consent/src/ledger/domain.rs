@@ -1,6 +1,7 @@
 //! Recording decisions, the state they add up to, consent checks, and chain verification.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
@@ -9,7 +10,11 @@ use ecrm_platform::paging::Page;
 use ecrm_proto::ecrm::common::v1::PageResponse;
 use uuid::Uuid;
 
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
 use super::chain::{EntryContent, GENESIS, to_micros};
+use super::checkpoint;
+use super::checkpoint_store::CheckpointRow;
 use super::store::{self, EntryRow};
 use crate::caller::Caller;
 use crate::error::ConsentError;
@@ -106,22 +111,44 @@ pub struct State {
     pub expired: bool,
 }
 
+/// Where verification found the ledger broken, and how.
+#[derive(Debug, Clone)]
+pub struct Broken {
+    pub entry_id: Option<Uuid>,
+    pub subject_id: Uuid,
+    pub sequence: i64,
+    pub problem: &'static str,
+}
+
 /// What verification found.
 #[derive(Debug, Clone, Default)]
 pub struct Verification {
     pub entries_checked: u64,
-    /// The first broken entry and what is wrong with it.
-    pub broken: Option<(EntryRow, &'static str)>,
+    pub checkpoints_checked: u64,
+    /// The first break found.
+    pub broken: Option<Broken>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Ledger {
     db: Db,
+    checkpoint_key: Arc<Ed25519KeyPair>,
 }
 
 impl Ledger {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, checkpoint_key: Arc<Ed25519KeyPair>) -> Self {
+        Self { db, checkpoint_key }
+    }
+
+    /// Signs every chain's head now, unless none moved since the latest checkpoint.
+    pub async fn checkpoint(&self) -> Result<(Option<CheckpointRow>, bool), ConsentError> {
+        let key = self.checkpoint_key.clone();
+        self.db.run(move |conn| checkpoint::take(conn, &key)).await
+    }
+
+    /// The public key that verifies checkpoint signatures.
+    pub fn checkpoint_public_key(&self) -> Vec<u8> {
+        self.checkpoint_key.public_key().as_ref().to_vec()
     }
 
     /// Appends `new` to its subject's chain; effective as soon as this returns.
@@ -207,30 +234,63 @@ impl Ledger {
             .await
     }
 
-    /// Recomputes every chain (or `only` the subject's), stopping at the first broken entry.
+    /// Recomputes every chain (or `only` the subject's), then checks the signed checkpoints
+    /// against them; stops at the first break.
     pub async fn verify(&self, only: Option<Uuid>) -> Result<Verification, ConsentError> {
+        let public_key = self.checkpoint_public_key();
         self.db
             .run(move |conn| {
-                let mut found = Verification::default();
-                let mut after: Option<(Uuid, i64)> = None;
-                let mut previous: Option<(Uuid, i64, Vec<u8>)> = None;
-                loop {
-                    let rows = store::list_in_chain_order(conn, after, only, VERIFY_BATCH)?;
-                    let Some(last) = rows.last() else {
-                        return Ok(found);
-                    };
-                    after = Some((last.subject_id, last.sequence));
-                    for row in rows {
-                        found.entries_checked += 1;
-                        if let Some(problem) = check_link(previous.as_ref(), &row) {
-                            found.broken = Some((row, problem));
-                            return Ok(found);
-                        }
-                        previous = Some((row.subject_id, row.sequence, row.hash));
-                    }
+                let mut found = verify_chains(conn, only)?;
+                if found.broken.is_some() {
+                    return Ok(found);
                 }
+                let broken = match only {
+                    Some(subject) => checkpoint::verify_subject(conn, subject)?,
+                    None => {
+                        let (checked, broken) = checkpoint::verify(conn, &public_key)?;
+                        found.checkpoints_checked = checked;
+                        broken
+                    }
+                };
+                found.broken = broken.map(|b| Broken {
+                    entry_id: b.entry_id,
+                    subject_id: b.subject_id,
+                    sequence: b.sequence,
+                    problem: b.problem,
+                });
+                Ok(found)
             })
             .await
+    }
+}
+
+/// Recomputes every chain (or `only` the subject's), stopping at the first broken entry.
+fn verify_chains(
+    conn: &mut PgConnection,
+    only: Option<Uuid>,
+) -> Result<Verification, ConsentError> {
+    let mut found = Verification::default();
+    let mut after: Option<(Uuid, i64)> = None;
+    let mut previous: Option<(Uuid, i64, Vec<u8>)> = None;
+    loop {
+        let rows = store::list_in_chain_order(conn, after, only, VERIFY_BATCH)?;
+        let Some(last) = rows.last() else {
+            return Ok(found);
+        };
+        after = Some((last.subject_id, last.sequence));
+        for row in rows {
+            found.entries_checked += 1;
+            if let Some(problem) = check_link(previous.as_ref(), &row) {
+                found.broken = Some(Broken {
+                    entry_id: Some(row.id),
+                    subject_id: row.subject_id,
+                    sequence: row.sequence,
+                    problem,
+                });
+                return Ok(found);
+            }
+            previous = Some((row.subject_id, row.sequence, row.hash));
+        }
     }
 }
 

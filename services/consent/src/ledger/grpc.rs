@@ -278,14 +278,37 @@ impl ConsentsApi for ConsentsService {
         let mut response = pb::VerifyLedgerResponse {
             intact: found.broken.is_none(),
             entries_checked: found.entries_checked,
+            checkpoints_checked: found.checkpoints_checked,
             ..Default::default()
         };
-        if let Some((row, problem)) = found.broken {
-            response.first_broken_entry_id = row.id.to_string();
-            response.first_broken_subject_id = row.subject_id.to_string();
-            response.first_broken_sequence = u64::try_from(row.sequence).unwrap_or_default();
-            response.problem = problem.to_owned();
+        if let Some(broken) = found.broken {
+            response.first_broken_entry_id =
+                broken.entry_id.map(|id| id.to_string()).unwrap_or_default();
+            response.first_broken_subject_id = broken.subject_id.to_string();
+            response.first_broken_sequence = u64::try_from(broken.sequence).unwrap_or_default();
+            response.problem = broken.problem.to_owned();
         }
         Ok(Response::new(response))
+    }
+
+    async fn take_checkpoint(
+        &self,
+        request: Request<pb::TakeCheckpointRequest>,
+    ) -> Result<Response<pb::TakeCheckpointResponse>, Status> {
+        Caller::of(&request)?;
+        let (latest, created) = self.ledger.checkpoint().await?;
+        Ok(Response::new(pb::TakeCheckpointResponse {
+            checkpoint_id: latest
+                .as_ref()
+                .map(|c| c.id.to_string())
+                .unwrap_or_default(),
+            taken_at: latest.as_ref().map(|c| to_timestamp(c.taken_at)),
+            subjects: latest
+                .as_ref()
+                .and_then(|c| u64::try_from(c.subjects).ok())
+                .unwrap_or_default(),
+            created,
+            public_key: hex::encode(self.ledger.checkpoint_public_key()),
+        }))
     }
 }

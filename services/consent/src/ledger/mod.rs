@@ -2,6 +2,8 @@
 //! subject, and what it says is allowed.
 
 pub mod chain;
+pub mod checkpoint;
+pub mod checkpoint_store;
 pub mod domain;
 pub mod grpc;
 pub mod store;

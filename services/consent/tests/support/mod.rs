@@ -10,7 +10,8 @@
 )]
 
 use ecrm_auth::{Scope, Scopes};
-use ecrm_consent::{Consent, SERVICE};
+use ecrm_consent::{Consent, ConsentConfig, SERVICE};
+use ecrm_crypto::MasterKey;
 use ecrm_platform::ServiceContext;
 use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::consent::v1 as pb;
@@ -42,8 +43,10 @@ impl Harness {
         let db = database.db(&SERVICE).await.unwrap();
         let consent = Consent::new(
             &ServiceContext::new(db, shutdown.clone()),
+            &ConsentConfig::new(std::sync::Arc::new(MasterKey::generate().unwrap().0)),
             auth.verifier("consent").await,
-        );
+        )
+        .unwrap();
         let server = start_server(consent.routes()).await.unwrap();
         Self {
             database,

@@ -73,8 +73,10 @@ impl Harness {
         let consent_db = database.db(&ecrm_consent::SERVICE).await.unwrap();
         let consent = ecrm_consent::Consent::new(
             &ServiceContext::new(consent_db, CancellationToken::new()),
+            &ecrm_consent::ConsentConfig::new(Arc::new(MasterKey::generate().unwrap().0)),
             auth.verifier("consent").await,
-        );
+        )
+        .unwrap();
         let consent = start_server(consent.routes()).await.unwrap();
         let sharing = Arc::new(ecrm_profiles::ConsentSharing::new(
             consent.channel(),

@@ -6,6 +6,7 @@ mod config;
 mod dsr;
 mod error;
 mod ledger;
+mod privacy;
 mod profiles_directory;
 mod purposes;
 mod schema;
@@ -19,6 +20,7 @@ use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::consent::v1::consents_server::ConsentsServer;
 use ecrm_proto::ecrm::consent::v1::data_subject_requests_server::DataSubjectRequestsServer;
 use ecrm_proto::ecrm::consent::v1::purposes_server::PurposesServer;
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 
 pub use crate::config::ConsentConfig;
 pub use crate::error::ConsentError;
@@ -39,6 +41,7 @@ pub struct Consent {
     purposes: Arc<purposes::domain::Purposes>,
     ledger: Arc<ledger::domain::Ledger>,
     requests: Arc<dsr::domain::Requests>,
+    privacy: Arc<privacy::domain::Privacy>,
     directory: Option<Arc<ProfilesDirectory>>,
     verifier: Verifier,
 }
@@ -75,6 +78,7 @@ impl Consent {
             purposes: Arc::new(purposes::domain::Purposes::new(context.db.clone())),
             ledger,
             requests: Arc::new(dsr::domain::Requests::new(context.db.clone())),
+            privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
             directory: None,
             verifier,
         })
@@ -100,6 +104,11 @@ impl Consent {
                 requests: self.requests.clone(),
                 directory: self.directory.clone(),
             }))
+            .with(PersonalDataServer::new(
+                privacy::grpc::PersonalDataService {
+                    privacy: self.privacy.clone(),
+                },
+            ))
     }
 }
 

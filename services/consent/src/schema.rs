@@ -23,6 +23,14 @@ pub mod consent {
     }
 
     diesel::table! {
+        consent.erasures (request_id) {
+            request_id -> Uuid,
+            subject_id -> Uuid,
+            completed_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         consent.ledger (id) {
             id -> Uuid,
             subject_id -> Uuid,
@@ -99,6 +107,15 @@ pub mod consent {
         }
     }
 
+    diesel::table! {
+        consent.restrictions (subject_id) {
+            subject_id -> Uuid,
+            restricted -> Bool,
+            request_id -> Uuid,
+            changed_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(ledger -> purposes (purpose_key));
     diesel::joinable!(notices -> purposes (purpose_key));
     diesel::joinable!(request_events -> requests (request_id));
@@ -106,10 +123,12 @@ pub mod consent {
     diesel::allow_tables_to_appear_in_same_query!(
         checkpoint_heads,
         checkpoints,
+        erasures,
         ledger,
         notices,
         purposes,
         request_events,
         requests,
+        restrictions,
     );
 }

@@ -88,6 +88,15 @@ pub fn update(conn: &mut PgConnection, row: &RequestRow) -> QueryResult<()> {
         .map(drop)
 }
 
+/// Every request about `subject`, oldest first.
+pub fn list_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Vec<RequestRow>> {
+    requests::table
+        .filter(requests::subject_id.eq(subject))
+        .order((requests::received_at, requests::id))
+        .select(RequestRow::as_select())
+        .load(conn)
+}
+
 pub fn list_events(conn: &mut PgConnection, request: Uuid) -> QueryResult<Vec<EventRow>> {
     request_events::table
         .filter(request_events::request_id.eq(request))

@@ -18,6 +18,7 @@ use super::checkpoint_store::CheckpointRow;
 use super::store::{self, EntryRow};
 use crate::caller::Caller;
 use crate::error::ConsentError;
+use crate::privacy::store as privacy_store;
 use crate::purposes::domain::{self as purposes, Channel, LawfulBasis};
 use crate::purposes::store as purpose_store;
 
@@ -71,6 +72,8 @@ pub enum Reason {
     Withdrawn,
     Expired,
     NeverAsked,
+    /// Processing is restricted (Art. 18): denied whatever the basis.
+    Restricted,
 }
 
 impl Reason {
@@ -207,14 +210,20 @@ impl Ledger {
                 } else {
                     HashMap::new()
                 };
+                let restricted: std::collections::HashSet<Uuid> =
+                    privacy_store::list_restricted(conn, &subjects)?
+                        .into_iter()
+                        .collect();
                 let now = Utc::now();
                 Ok(subjects
                     .iter()
                     .map(|s| {
-                        (
-                            *s,
-                            reason(purpose.lawful_basis, latest.get(s).copied(), now),
-                        )
+                        let why = if restricted.contains(s) {
+                            Reason::Restricted
+                        } else {
+                            reason(purpose.lawful_basis, latest.get(s).copied(), now)
+                        };
+                        (*s, why)
                     })
                     .collect())
             })

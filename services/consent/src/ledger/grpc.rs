@@ -160,6 +160,7 @@ fn reason_to_proto(reason: Reason) -> pb::Reason {
         Reason::Withdrawn => pb::Reason::Withdrawn,
         Reason::Expired => pb::Reason::Expired,
         Reason::NeverAsked => pb::Reason::NeverAsked,
+        Reason::Restricted => pb::Reason::Restricted,
     }
 }
 

@@ -538,6 +538,7 @@ async fn a_partner_receives_what_a_customer_shares(up: &Up, password: &str) {
             let attributes = shared.attributes.clone().unwrap();
             assert_eq!(attributes.given_name, "Grace");
             assert_eq!(attributes.family_name, "", "not covered by the consent");
+            a_request_is_carried_out_everywhere(up, password, &subject).await;
             return;
         }
         assert!(
@@ -547,6 +548,89 @@ async fn a_partner_receives_what_a_customer_shares(up: &Up, password: &str) {
         );
         cursor = page.next_cursor;
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An access request, approved by the admin, is carried out at profiles and consent.
+async fn a_request_is_carried_out_everywhere(up: &Up, password: &str, subject: &str) {
+    use ecrm_proto::ecrm::common::v1 as common;
+    use ecrm_proto::ecrm::consent::v1 as consent;
+    let officer = operator_token(
+        up.endpoints["identity"],
+        "admin",
+        password,
+        &["dsr.submit", "dsr.manage"],
+        "consent",
+    )
+    .await
+    .unwrap();
+    let mut requests = consent::data_subject_requests_client::DataSubjectRequestsClient::new(
+        channel_to(up.endpoints["consent"]).await,
+    );
+    let id = requests
+        .submit_request(authorized(
+            &officer,
+            consent::SubmitRequestRequest {
+                subject: Some(common::SubjectRef {
+                    subject: Some(common::subject_ref::Subject::SubjectId(subject.to_owned())),
+                }),
+                r#type: consent::RequestType::Access.into(),
+                channel: consent::RequestChannel::Email.into(),
+                received_at: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap()
+        .request_id;
+    requests
+        .verify_requester(authorized(
+            &officer,
+            consent::VerifyRequesterRequest {
+                request_id: id.clone(),
+                reason: "replied from the address on file".to_owned(),
+            },
+        ))
+        .await
+        .unwrap();
+    requests
+        .approve_request(authorized(
+            &officer,
+            consent::ApproveRequestRequest {
+                request_id: id.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = requests
+            .get_request(authorized(
+                &officer,
+                consent::GetRequestRequest {
+                    request_id: id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .request
+            .unwrap();
+        if request.status() == consent::RequestStatus::Completed {
+            let mut services: Vec<&str> =
+                request.tasks.iter().map(|t| t.service.as_str()).collect();
+            services.sort_unstable();
+            assert_eq!(services, ["consent", "profiles"]);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not carried out: {request:?}\n{}",
+            up.report()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

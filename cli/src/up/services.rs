@@ -230,13 +230,20 @@ pub async fn build(
             })
         }
         "consent" => {
-            // Its tokens read revocations from identity and find subjects at profiles.
+            // Its tokens read revocations from identity, find subjects at profiles, and carry
+            // data subject requests out at every service holding personal data.
             let scopes = Scopes::empty()
                 .with(Scope::ConsentRead)
-                .with(Scope::ProfilesRead);
+                .with(Scope::ProfilesRead)
+                .with(Scope::PrivacyExecute);
             let auth = started.auth_for(member.name, scopes).await?;
+            let personal_data = ["profiles", "consent"]
+                .into_iter()
+                .filter_map(|name| Some(format!("{name}={}", started.urls.get(name)?)))
+                .collect();
             let config = ecrm_consent::ConsentConfig {
                 profiles_url: started.urls.get("profiles").cloned(),
+                personal_data,
                 ..ecrm_consent::ConsentConfig::new(settings.consent_master_key.clone())
             };
             Ok(Built {

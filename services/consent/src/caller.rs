@@ -24,4 +24,18 @@ impl Caller {
         }
         Ok(Self { principal })
     }
+
+    /// The service itself, for what it does on its own (completing a carried-out request).
+    pub fn service() -> Self {
+        Self {
+            principal: Principal {
+                subject: "consent".to_owned(),
+                kind: PrincipalKind::Internal,
+                partner_id: None,
+                scopes: ecrm_auth::Scopes::empty(),
+                token_id: String::new(),
+                expires_at: 0,
+            },
+        }
+    }
 }

@@ -20,6 +20,17 @@ pub struct ConsentConfig {
     /// data subject requests are found. Unset: requests name subjects by id.
     #[arg(long = "profiles-url", env = "ECRM_PROFILES_URL")]
     pub profiles_url: Option<String>,
+    /// A service holding personal data, as `name=url` (e.g. `profiles=http://127.0.0.1:50052`):
+    /// approved requests are carried out at each. Repeat the flag, or separate with commas.
+    #[arg(
+        long = "personal-data",
+        env = "ECRM_PERSONAL_DATA",
+        value_delimiter = ','
+    )]
+    pub personal_data: Vec<String>,
+    /// How often the worker looks for request tasks due.
+    #[arg(long = "task-interval", env = "ECRM_TASK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub task_interval: Duration,
 }
 
 impl ConsentConfig {
@@ -28,6 +39,8 @@ impl ConsentConfig {
             master_key: MasterKeyArg(master_key),
             checkpoint_interval: Duration::from_secs(600),
             profiles_url: None,
+            personal_data: Vec::new(),
+            task_interval: Duration::from_secs(2),
         }
     }
 
@@ -39,7 +52,33 @@ impl ConsentConfig {
                 reason: "at least 1s".to_owned(),
             });
         }
-        self.profiles_endpoint().map(drop)
+        self.profiles_endpoint()?;
+        self.personal_data_endpoints().map(drop)
+    }
+
+    /// The services holding personal data: name and endpoint.
+    pub fn personal_data_endpoints(&self) -> Result<Vec<(String, Endpoint)>, ConfigError> {
+        self.personal_data
+            .iter()
+            .map(|entry| {
+                let bad = || ConfigError {
+                    flag: "--personal-data",
+                    env: "ECRM_PERSONAL_DATA",
+                    reason: format!(
+                        "{entry:?} is not name=url, e.g. profiles=http://127.0.0.1:50052"
+                    ),
+                };
+                let (name, url) = entry.split_once('=').ok_or_else(bad)?;
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+                    return Err(bad());
+                }
+                let endpoint = Endpoint::from_shared(url.to_owned())
+                    .map_err(|_| bad())?
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(60));
+                Ok((name.to_owned(), endpoint))
+            })
+            .collect()
     }
 
     /// The profiles service's endpoint, when one is configured.

@@ -6,6 +6,7 @@ mod config;
 mod dsr;
 mod error;
 mod ledger;
+mod orchestration;
 mod privacy;
 mod profiles_directory;
 mod purposes;
@@ -25,6 +26,7 @@ use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 pub use crate::config::ConsentConfig;
 pub use crate::error::ConsentError;
 pub use crate::ledger::domain::MAX_CHECK_SUBJECTS;
+pub use crate::orchestration::worker::Target as PersonalDataTarget;
 pub use crate::profiles_directory::ProfilesDirectory;
 
 pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
@@ -38,6 +40,9 @@ pub static SERVICE: ServiceDef = ServiceDef {
 
 /// The service, built.
 pub struct Consent {
+    context: ServiceContext,
+    master: Arc<ecrm_crypto::MasterKey>,
+    task_interval: std::time::Duration,
     purposes: Arc<purposes::domain::Purposes>,
     ledger: Arc<ledger::domain::Ledger>,
     requests: Arc<dsr::domain::Requests>,
@@ -75,13 +80,37 @@ impl Consent {
             context.shutdown.clone(),
         );
         Ok(Self {
+            context: context.clone(),
+            master: config.master_key.0.clone(),
+            task_interval: config.task_interval,
             purposes: Arc::new(purposes::domain::Purposes::new(context.db.clone())),
             ledger,
-            requests: Arc::new(dsr::domain::Requests::new(context.db.clone())),
+            requests: Arc::new(dsr::domain::Requests::new(context.db.clone(), Vec::new())),
             privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
             directory: None,
             verifier,
         })
+    }
+
+    /// Carries approved requests out at `servers` (every service holding personal data),
+    /// calling them with `tokens`, with a worker running until the service shuts down.
+    #[must_use]
+    pub fn with_personal_data(
+        mut self,
+        servers: Vec<PersonalDataTarget>,
+        tokens: Arc<dyn ecrm_auth::TokenSource>,
+    ) -> Self {
+        let names = servers.iter().map(|s| s.name.clone()).collect();
+        self.requests = Arc::new(dsr::domain::Requests::new(self.context.db.clone(), names));
+        let worker = Arc::new(orchestration::worker::Orchestrator::new(
+            self.context.db.clone(),
+            servers,
+            tokens,
+            self.master.clone(),
+            self.requests.clone(),
+        ));
+        worker.spawn(self.task_interval, self.context.shutdown.clone());
+        self
     }
 
     /// Finds subjects named by identifier in `directory` (the profiles service).
@@ -155,8 +184,21 @@ pub async fn build(
     if let Some(profiles) = profiles {
         consent = consent.with_directory(Arc::new(ProfilesDirectory::new(
             profiles.connect_lazy(),
-            tokens,
+            tokens.clone(),
         )));
+    }
+    let servers = config
+        .personal_data_endpoints()
+        .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
+    if !servers.is_empty() {
+        let servers = servers
+            .into_iter()
+            .map(|(name, endpoint)| PersonalDataTarget {
+                name,
+                channel: endpoint.connect_lazy(),
+            })
+            .collect();
+        consent = consent.with_personal_data(servers, tokens);
     }
     Ok(consent.routes())
 }

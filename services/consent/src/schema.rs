@@ -88,6 +88,20 @@ pub mod consent {
     }
 
     diesel::table! {
+        consent.request_tasks (request_id, service, action) {
+            request_id -> Uuid,
+            service -> Text,
+            action -> Text,
+            state -> Text,
+            attempts -> Int4,
+            last_error -> Nullable<Text>,
+            next_attempt_at -> Timestamptz,
+            sealed_result -> Nullable<Bytea>,
+            completed_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
         consent.requests (id) {
             id -> Uuid,
             subject_id -> Uuid,
@@ -119,6 +133,7 @@ pub mod consent {
     diesel::joinable!(ledger -> purposes (purpose_key));
     diesel::joinable!(notices -> purposes (purpose_key));
     diesel::joinable!(request_events -> requests (request_id));
+    diesel::joinable!(request_tasks -> requests (request_id));
 
     diesel::allow_tables_to_appear_in_same_query!(
         checkpoint_heads,
@@ -128,6 +143,7 @@ pub mod consent {
         notices,
         purposes,
         request_events,
+        request_tasks,
         requests,
         restrictions,
     );

@@ -100,11 +100,12 @@ pub struct NewRequest {
     pub received_at: DateTime<Utc>,
 }
 
-/// A request as stored, with its history.
+/// A request as stored, with its history and its tasks.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub row: RequestRow,
     pub history: Vec<EventRow>,
+    pub tasks: Vec<crate::orchestration::store::TaskState>,
 }
 
 impl Request {
@@ -142,11 +143,13 @@ pub fn check_reason(field: &str, reason: &str) -> Result<String, ConsentError> {
 #[derive(Debug, Clone)]
 pub struct Requests {
     db: Db,
+    /// The services holding personal data that approved requests are carried out at.
+    targets: Vec<String>,
 }
 
 impl Requests {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, targets: Vec<String>) -> Self {
+        Self { db, targets }
     }
 
     pub async fn submit(&self, caller: Caller, new: NewRequest) -> Result<Request, ConsentError> {
@@ -211,10 +214,32 @@ impl Requests {
         .await
     }
 
+    /// Approves the request; its tasks at every service are created in the same transaction.
     pub async fn approve(&self, caller: Caller, id: Uuid) -> Result<Request, ConsentError> {
-        self.transition(caller, id, |row| {
-            expect_status(row, &[Status::AwaitingApproval])?;
-            Ok((Status::InProgress, "approved".to_owned()))
+        let targets = self.targets.clone();
+        self.transition_then(
+            caller,
+            id,
+            |row| {
+                expect_status(row, &[Status::AwaitingApproval])?;
+                Ok((Status::InProgress, "approved".to_owned()))
+            },
+            move |conn, row| {
+                let kind = RequestKind::parse(&row.kind).ok_or(ConsentError::Corrupt)?;
+                let tasks = crate::orchestration::worker::tasks_for(kind, &targets);
+                crate::orchestration::store::insert_tasks(conn, row.id, &tasks)?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Marks a request carried out, as the service itself.
+    pub async fn complete(&self, id: Uuid, note: &str) -> Result<Request, ConsentError> {
+        let note = note.to_owned();
+        self.transition(Caller::service(), id, move |row| {
+            expect_status(row, &[Status::InProgress])?;
+            Ok((Status::Completed, note))
         })
         .await
     }
@@ -296,7 +321,12 @@ impl Requests {
                     .into_iter()
                     .map(|row| {
                         let history = store::list_events(conn, row.id)?;
-                        Ok(Request { row, history })
+                        let tasks = crate::orchestration::store::list_by_request(conn, row.id)?;
+                        Ok(Request {
+                            row,
+                            history,
+                            tasks,
+                        })
                     })
                     .collect::<Result<_, ConsentError>>()?;
                 Ok((requests, next))
@@ -314,6 +344,22 @@ impl Requests {
     where
         F: FnOnce(&mut RequestRow) -> Result<(Status, String), ConsentError> + Send + 'static,
     {
+        self.transition_then(caller, id, change, |_, _| Ok(()))
+            .await
+    }
+
+    /// [`Requests::transition`], then `then` in the same transaction.
+    async fn transition_then<F, G>(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        change: F,
+        then: G,
+    ) -> Result<Request, ConsentError>
+    where
+        F: FnOnce(&mut RequestRow) -> Result<(Status, String), ConsentError> + Send + 'static,
+        G: FnOnce(&mut PgConnection, &RequestRow) -> Result<(), ConsentError> + Send + 'static,
+    {
         self.db
             .run(move |conn| {
                 let mut row = store::lock(conn, id)?.ok_or(ConsentError::NotFound("request"))?;
@@ -322,6 +368,7 @@ impl Requests {
                 row.status = to.as_str().to_owned();
                 store::update(conn, &row)?;
                 audit(conn, &caller, id, Some(from), to, note)?;
+                then(conn, &row)?;
                 load(conn, id)
             })
             .await
@@ -375,5 +422,10 @@ fn audit(
 fn load(conn: &mut PgConnection, id: Uuid) -> Result<Request, ConsentError> {
     let row = store::find(conn, id)?.ok_or(ConsentError::NotFound("request"))?;
     let history = store::list_events(conn, id)?;
-    Ok(Request { row, history })
+    let tasks = crate::orchestration::store::list_by_request(conn, id)?;
+    Ok(Request {
+        row,
+        history,
+        tasks,
+    })
 }

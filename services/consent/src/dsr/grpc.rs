@@ -127,6 +127,19 @@ fn date_from_proto(date: &pb::Date, field: &str) -> Result<NaiveDate, ConsentErr
 
 fn request_to_proto(request: domain::Request) -> pb::DataSubjectRequest {
     let due_on = request.due_on(Utc::now().date_naive());
+    let tasks = request
+        .tasks
+        .into_iter()
+        .map(
+            |(service, action, state, attempts, last_error)| pb::RequestTask {
+                service,
+                action,
+                done: state == "done",
+                attempts: u32::try_from(attempts).unwrap_or_default(),
+                last_error: last_error.unwrap_or_default(),
+            },
+        )
+        .collect();
     let row = request.row;
     pb::DataSubjectRequest {
         request_id: row.id.to_string(),
@@ -158,6 +171,7 @@ fn request_to_proto(request: domain::Request) -> pb::DataSubjectRequest {
                 note: event.note,
             })
             .collect(),
+        tasks,
     }
 }
 

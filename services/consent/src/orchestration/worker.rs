@@ -1,0 +1,342 @@
+//! The worker: claims due tasks, calls each service's `PersonalData`, keeps what it answered
+//! (sealed), retries failures with exponential backoff, and completes a request once every
+//! task of it is done.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ecrm_auth::TokenSource;
+use ecrm_crypto::MasterKey;
+use ecrm_platform::Db;
+use ecrm_proto::ecrm::privacy::v1 as pb;
+use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
+use futures::TryStreamExt as _;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use super::store::{self, ClaimedTask};
+use crate::dsr::domain::{RequestKind, Requests};
+use crate::dsr::store as request_store;
+use crate::error::ConsentError;
+
+/// Tasks claimed per round.
+const CLAIM: i64 = 16;
+/// How long a claimed task is the claimer's before another worker may take it.
+const LEASE_SECONDS: i64 = 300;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// A service holding personal data, by name, and where it serves `PersonalData`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub channel: Channel,
+}
+
+/// The tasks that carry out a request of `kind` at `targets`.
+pub fn tasks_for(kind: RequestKind, targets: &[String]) -> Vec<(&str, &'static str)> {
+    let actions: &[&'static str] = match kind {
+        RequestKind::Access | RequestKind::Portability => &["export"],
+        RequestKind::Erasure => &["erase", "verify_erased"],
+        RequestKind::Restriction => &["restrict"],
+        RequestKind::LiftRestriction => &["lift_restriction"],
+        // Carried out by operators until their own flows exist.
+        RequestKind::Rectification | RequestKind::Objection => &[],
+    };
+    targets
+        .iter()
+        .flat_map(|target| actions.iter().map(move |action| (target.as_str(), *action)))
+        .collect()
+}
+
+pub struct Orchestrator {
+    db: Db,
+    targets: Vec<Target>,
+    tokens: Arc<dyn TokenSource>,
+    master: Arc<MasterKey>,
+    requests: Arc<Requests>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("targets", &self.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a task's sealed result is bound.
+fn result_context(task: &ClaimedTask) -> Vec<u8> {
+    format!(
+        "consent.request_task:{}:{}:{}",
+        task.request_id, task.service, task.action
+    )
+    .into_bytes()
+}
+
+fn authorized<T>(
+    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    message: T,
+) -> Result<tonic::Request<T>, ConsentError> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
+    Ok(request)
+}
+
+fn backoff(attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 12)).unwrap_or(12);
+    Duration::from_secs(2_u64.pow(exponent)).min(MAX_BACKOFF)
+}
+
+impl Orchestrator {
+    pub fn new(
+        db: Db,
+        targets: Vec<Target>,
+        tokens: Arc<dyn TokenSource>,
+        master: Arc<MasterKey>,
+        requests: Arc<Requests>,
+    ) -> Self {
+        Self {
+            db,
+            targets,
+            tokens,
+            master,
+            requests,
+        }
+    }
+
+    /// Runs the due tasks, every `interval` until `shutdown`.
+    pub fn spawn(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        tokio::spawn(async move {
+            loop {
+                match self.run_due().await {
+                    Ok(0) => {}
+                    Ok(ran) => tracing::info!(ran, "request tasks run"),
+                    Err(error) => tracing::warn!(error = %error, "cannot run request tasks"),
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+    }
+
+    /// Claims and runs the tasks due now; returns how many it ran.
+    pub async fn run_due(&self) -> Result<usize, ConsentError> {
+        let claimed = self
+            .db
+            .run(|conn| Ok::<_, ConsentError>(store::claim_due(conn, CLAIM, LEASE_SECONDS)?))
+            .await?;
+        let ran = claimed.len();
+        for task in claimed {
+            self.run(task).await?;
+        }
+        Ok(ran)
+    }
+
+    async fn run(&self, task: ClaimedTask) -> Result<(), ConsentError> {
+        let request = task.request_id;
+        let subject = self
+            .db
+            .run(move |conn| {
+                request_store::find(conn, request)?
+                    .map(|row| row.subject_id)
+                    .ok_or(ConsentError::NotFound("request"))
+            })
+            .await?;
+        match self.call(&task, subject).await {
+            Ok(result) => {
+                let sealed = self
+                    .master
+                    .seal(&result_context(&task), result.to_string().as_bytes())
+                    .map_err(|_| ConsentError::Corrupt)?;
+                let done = task.clone();
+                let finished = self
+                    .db
+                    .run(move |conn| {
+                        store::update_done(conn, &done, &sealed)?;
+                        Ok::<_, ConsentError>(store::all_done(conn, done.request_id)?)
+                    })
+                    .await?;
+                if finished {
+                    self.requests
+                        .complete(
+                            request,
+                            "carried out by every service holding personal data",
+                        )
+                        .await?;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let next = Utc::now()
+                    + chrono::Duration::from_std(backoff(task.attempts)).unwrap_or_default();
+                tracing::warn!(request.id = %request, service = %task.service, action = %task.action, attempts = task.attempts, error = %error, "request task failed; will retry");
+                let message = error.to_string();
+                self.db
+                    .run(move |conn| {
+                        Ok::<_, ConsentError>(store::update_failed(conn, &task, &message, next)?)
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Calls the task's service; what it answered, as JSON.
+    async fn call(
+        &self,
+        task: &ClaimedTask,
+        subject: Uuid,
+    ) -> Result<serde_json::Value, ConsentError> {
+        let target = self
+            .targets
+            .iter()
+            .find(|t| t.name == task.service)
+            .ok_or_else(|| {
+                ConsentError::FailedPrecondition(format!(
+                    "no PersonalData server named {:?} is configured",
+                    task.service
+                ))
+            })?;
+        let unavailable = |status: tonic::Status| ConsentError::Unavailable {
+            service: "personal data",
+            status,
+        };
+        let token = self
+            .tokens
+            .token(&target.name, &["privacy.execute".to_owned()])
+            .await
+            .map_err(unavailable)?;
+        let mut client = PersonalDataClient::new(target.channel.clone());
+        let bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| ConsentError::Corrupt)?;
+        let (subject_id, request_id) = (subject.to_string(), task.request_id.to_string());
+        match task.action.as_str() {
+            "export" | "verify_erased" => {
+                let records: Vec<pb::ExportResponse> = client
+                    .export(authorized(
+                        &bearer,
+                        pb::ExportRequest {
+                            subject_id,
+                            request_id,
+                        },
+                    )?)
+                    .await
+                    .map_err(unavailable)?
+                    .into_inner()
+                    .try_collect()
+                    .await
+                    .map_err(unavailable)?;
+                if task.action == "verify_erased" {
+                    return self.check_erased(task, &records).await;
+                }
+                Ok(json!(records
+                    .into_iter()
+                    .map(|r| json!({
+                        "category": r.category,
+                        "record_id": r.record_id,
+                        "document": serde_json::from_str::<serde_json::Value>(&r.document_json).unwrap_or(serde_json::Value::Null),
+                    }))
+                    .collect::<Vec<_>>()))
+            }
+            "erase" => {
+                let receipt = client
+                    .erase(authorized(
+                        &bearer,
+                        pb::EraseRequest {
+                            subject_id,
+                            request_id,
+                        },
+                    )?)
+                    .await
+                    .map_err(unavailable)?
+                    .into_inner()
+                    .receipt
+                    .unwrap_or_default();
+                Ok(json!({
+                    "service": receipt.service,
+                    "erased": receipt.erased.iter().map(|e| json!({"category": e.category, "count": e.count})).collect::<Vec<_>>(),
+                    "retained": receipt.retained.iter().map(|r| json!({
+                        "category": r.category,
+                        "count": r.count,
+                        "legal_reason": r.legal_reason,
+                        "pseudonymised": r.pseudonymised,
+                    })).collect::<Vec<_>>(),
+                }))
+            }
+            "restrict" | "lift_restriction" => {
+                let restricted = task.action == "restrict";
+                let answer = client
+                    .restrict(authorized(
+                        &bearer,
+                        pb::RestrictRequest {
+                            subject_id,
+                            request_id,
+                            restricted,
+                        },
+                    )?)
+                    .await
+                    .map_err(unavailable)?
+                    .into_inner();
+                Ok(json!({ "restricted": answer.restricted }))
+            }
+            other => Err(ConsentError::FailedPrecondition(format!(
+                "unknown task action {other:?}"
+            ))),
+        }
+    }
+
+    /// After an erasure, an export must hold nothing but what the receipt says was kept.
+    async fn check_erased(
+        &self,
+        task: &ClaimedTask,
+        records: &[pb::ExportResponse],
+    ) -> Result<serde_json::Value, ConsentError> {
+        let erase = ClaimedTask {
+            action: "erase".to_owned(),
+            ..task.clone()
+        };
+        let (request, service) = (task.request_id, task.service.clone());
+        let sealed = self
+            .db
+            .run(move |conn| {
+                Ok::<_, ConsentError>(store::find_result(conn, request, &service, "erase")?)
+            })
+            .await?
+            .ok_or(ConsentError::Corrupt)?;
+        let receipt: serde_json::Value = serde_json::from_slice(
+            &self
+                .master
+                .open(&result_context(&erase), &sealed)
+                .map_err(|_| ConsentError::Corrupt)?,
+        )
+        .map_err(|_| ConsentError::Corrupt)?;
+        let kept: HashSet<&str> = receipt["retained"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["category"].as_str())
+            .collect();
+        let remaining: Vec<&str> = records
+            .iter()
+            .map(|r| r.category.as_str())
+            .filter(|c| !kept.contains(c))
+            .collect();
+        if !remaining.is_empty() {
+            return Err(ConsentError::FailedPrecondition(format!(
+                "data remains after the erasure: {}",
+                remaining.join(", ")
+            )));
+        }
+        Ok(json!({ "records_left": records.len(), "all_retained_by_receipt": true }))
+    }
+}

@@ -208,6 +208,14 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.consent.v1.DataSubjectRequests/ListRequests",
         Access::Scope(Scope::DsrManage),
     ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/GetExport",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/GetErasureCertificate",
+        Access::Scope(Scope::DsrManage),
+    ),
     // ecrm.privacy.v1: only the data subject request orchestrator.
     (
         "ecrm.privacy.v1.PersonalData/Describe",

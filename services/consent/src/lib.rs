@@ -46,6 +46,7 @@ pub struct Consent {
     purposes: Arc<purposes::domain::Purposes>,
     ledger: Arc<ledger::domain::Ledger>,
     requests: Arc<dsr::domain::Requests>,
+    documents: Arc<orchestration::documents::Documents>,
     privacy: Arc<privacy::domain::Privacy>,
     directory: Option<Arc<ProfilesDirectory>>,
     verifier: Verifier,
@@ -79,7 +80,18 @@ impl Consent {
             config.checkpoint_interval,
             context.shutdown.clone(),
         );
+        let documents_key = config
+            .master_key
+            .0
+            .signing_key(DOCUMENTS_KEY_PURPOSE)
+            .map_err(|_| ConsentError::invalid("master_key", "cannot derive the documents key"))?;
+        let documents = Arc::new(orchestration::documents::Documents::new(
+            context.db.clone(),
+            config.master_key.0.clone(),
+            Arc::new(documents_key),
+        ));
         Ok(Self {
+            documents,
             context: context.clone(),
             master: config.master_key.0.clone(),
             task_interval: config.task_interval,
@@ -131,6 +143,7 @@ impl Consent {
             }))
             .with(DataSubjectRequestsServer::new(dsr::grpc::RequestsService {
                 requests: self.requests.clone(),
+                documents: self.documents.clone(),
                 directory: self.directory.clone(),
             }))
             .with(PersonalDataServer::new(
@@ -141,6 +154,8 @@ impl Consent {
     }
 }
 
+/// Purpose of the key signing export manifests and erasure certificates.
+const DOCUMENTS_KEY_PURPOSE: &str = "consent.documents";
 /// Purpose of the checkpoint signing key derived from the master key.
 const CHECKPOINT_KEY_PURPOSE: &str = "consent.ledger_checkpoints";
 

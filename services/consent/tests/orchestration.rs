@@ -2,6 +2,7 @@
 //! consent running in this process on one database.
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     reason = "a test fails by panicking, helpers included"
 )]
 
@@ -191,6 +192,100 @@ impl Suite {
     }
 }
 
+impl Suite {
+    /// The export bundle: a zip whose manifest is signed by the service's documents key and
+    /// names each part with its SHA-256.
+    async fn check_bundle(&self, id: &str) {
+        use futures::TryStreamExt as _;
+        use std::io::Read as _;
+        let chunks: Vec<pb::GetExportResponse> = self
+            .requests()
+            .get_export(call(
+                &self.officer(),
+                pb::GetExportRequest {
+                    request_id: id.to_owned(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .try_collect()
+            .await
+            .unwrap();
+        let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.chunk).collect();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut read = |name: &str| {
+            let mut out = Vec::new();
+            archive
+                .by_name(name)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            out
+        };
+        let manifest = read("manifest.json");
+        let signature = hex::decode(read("manifest.sig")).unwrap();
+        let key = self.master.signing_key("consent.documents").unwrap();
+        use ring::signature::KeyPair as _;
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ED25519,
+            key.public_key().as_ref(),
+        )
+        .verify(&manifest, &signature)
+        .expect("the manifest's signature verifies with the service's key");
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        assert_eq!(manifest["request_id"], id);
+        let part = &manifest["parts"][0];
+        assert_eq!(part["file"], "profiles.json");
+        let profiles_part = read("profiles.json");
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &profiles_part));
+        assert_eq!(part["sha256"], digest.as_str());
+        let text = String::from_utf8(profiles_part).unwrap();
+        assert!(text.contains("ada@example.com"), "{text}");
+    }
+
+    /// The erasure certificate: signed, with every service's receipt and follow-up export.
+    async fn check_certificate(&self, id: &str) {
+        let certificate = self
+            .requests()
+            .get_erasure_certificate(call(
+                &self.officer(),
+                pb::GetErasureCertificateRequest {
+                    request_id: id.to_owned(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let public_key = hex::decode(&certificate.public_key).unwrap();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public_key)
+            .verify(
+                certificate.certificate_json.as_bytes(),
+                &hex::decode(&certificate.signature).unwrap(),
+            )
+            .expect("the certificate's signature verifies");
+        let document: serde_json::Value =
+            serde_json::from_str(&certificate.certificate_json).unwrap();
+        assert_eq!(document["receipts"][0]["service"], "profiles");
+        assert_eq!(
+            document["follow_up_exports"][0]["result"]["all_retained_by_receipt"],
+            true
+        );
+        // An erasure has no export bundle.
+        let status = self
+            .requests()
+            .get_export(call(
+                &self.officer(),
+                pb::GetExportRequest {
+                    request_id: id.to_owned(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    }
+}
+
 async fn serve_consent(
     database: &TestDatabase,
     auth: &Arc<TestAuth>,
@@ -226,6 +321,7 @@ async fn access_erasure_and_restriction_are_carried_out_at_profiles() {
         .collect();
     assert_eq!(tasks, [("profiles", "export", true)]);
     assert_eq!(done.history.last().unwrap().principal, "consent");
+    suite.check_bundle(&access).await;
 
     let restriction = suite.approved(&subject, pb::RequestType::Restriction).await;
     suite.completed(&restriction).await;
@@ -252,6 +348,7 @@ async fn access_erasure_and_restriction_are_carried_out_at_profiles() {
 
     let erasure = suite.approved(&subject, pb::RequestType::Erasure).await;
     let done = suite.completed(&erasure).await;
+    suite.check_certificate(&erasure).await;
     let mut actions: Vec<&str> = done.tasks.iter().map(|t| t.action.as_str()).collect();
     actions.sort_unstable();
     assert_eq!(actions, ["erase", "verify_erased"]);

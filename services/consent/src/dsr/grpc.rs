@@ -15,11 +15,13 @@ use super::domain::{self, NewRequest, RequestKind, Requests, check_reason};
 use super::store::RequestFilter;
 use crate::caller::Caller;
 use crate::error::ConsentError;
+use crate::orchestration::documents::Documents;
 use crate::profiles_directory::ProfilesDirectory;
 
 #[derive(Debug, Clone)]
 pub struct RequestsService {
     pub requests: Arc<Requests>,
+    pub documents: Arc<Documents>,
     /// Where subjects named by identifier are found; unset, only subject ids are accepted.
     pub directory: Option<Arc<ProfilesDirectory>>,
 }
@@ -196,8 +198,48 @@ impl RequestsService {
     }
 }
 
+/// Bytes of the export zip per message.
+const CHUNK: usize = 64 * 1024;
+
+type ExportStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::GetExportResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl RequestsApi for RequestsService {
+    type GetExportStream = ExportStream;
+
+    async fn get_export(
+        &self,
+        request: Request<pb::GetExportRequest>,
+    ) -> Result<Response<Self::GetExportStream>, Status> {
+        Caller::of(&request)?;
+        let id = request_id(&request.get_ref().request_id)?;
+        let bundle = self.documents.export_bundle(id).await?;
+        let chunks: Vec<Result<pb::GetExportResponse, Status>> = bundle
+            .chunks(CHUNK)
+            .map(|chunk| {
+                Ok(pb::GetExportResponse {
+                    chunk: chunk.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    async fn get_erasure_certificate(
+        &self,
+        request: Request<pb::GetErasureCertificateRequest>,
+    ) -> Result<Response<pb::GetErasureCertificateResponse>, Status> {
+        Caller::of(&request)?;
+        let id = request_id(&request.get_ref().request_id)?;
+        let signed = self.documents.erasure_certificate(id).await?;
+        Ok(Response::new(pb::GetErasureCertificateResponse {
+            certificate_json: signed.document,
+            signature: signed.signature,
+            public_key: signed.public_key,
+        }))
+    }
+
     async fn submit_request(
         &self,
         request: Request<pb::SubmitRequestRequest>,

@@ -138,3 +138,18 @@ pub fn list_by_request(conn: &mut PgConnection, request: Uuid) -> QueryResult<Ve
         ))
         .load(conn)
 }
+
+/// The sealed results of a request's done tasks of `action`, by service.
+pub fn list_results(
+    conn: &mut PgConnection,
+    request: Uuid,
+    action: &str,
+) -> QueryResult<Vec<(String, Option<Vec<u8>>)>> {
+    request_tasks::table
+        .filter(request_tasks::request_id.eq(request))
+        .filter(request_tasks::action.eq(action))
+        .filter(request_tasks::state.eq("done"))
+        .order(request_tasks::service)
+        .select((request_tasks::service, request_tasks::sealed_result))
+        .load(conn)
+}

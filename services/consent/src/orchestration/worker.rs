@@ -71,11 +71,12 @@ impl std::fmt::Debug for Orchestrator {
 
 /// Where a task's sealed result is bound.
 fn result_context(task: &ClaimedTask) -> Vec<u8> {
-    format!(
-        "consent.request_task:{}:{}:{}",
-        task.request_id, task.service, task.action
-    )
-    .into_bytes()
+    task_context(task.request_id, &task.service, &task.action)
+}
+
+/// Where the sealed result of `request`'s `action` at `service` is bound.
+pub fn task_context(request: Uuid, service: &str, action: &str) -> Vec<u8> {
+    format!("consent.request_task:{request}:{service}:{action}").into_bytes()
 }
 
 fn authorized<T>(

@@ -1,6 +1,8 @@
 //! The life of a data subject request: submitted (awaiting the requester's verification, the
 //! deadline paused), verified, approved, rejected, extended; every change audited.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::PgConnection;
 use ecrm_platform::Db;
@@ -145,11 +147,22 @@ pub struct Requests {
     db: Db,
     /// The services holding personal data that approved requests are carried out at.
     targets: Vec<String>,
+    /// Wakes the worker when an approval creates tasks.
+    tasks_created: Arc<tokio::sync::Notify>,
 }
 
 impl Requests {
     pub fn new(db: Db, targets: Vec<String>) -> Self {
-        Self { db, targets }
+        Self {
+            db,
+            targets,
+            tasks_created: Arc::default(),
+        }
+    }
+
+    /// Notified when an approval creates tasks.
+    pub fn tasks_created(&self) -> Arc<tokio::sync::Notify> {
+        self.tasks_created.clone()
     }
 
     pub async fn submit(&self, caller: Caller, new: NewRequest) -> Result<Request, ConsentError> {
@@ -217,21 +230,26 @@ impl Requests {
     /// Approves the request; its tasks at every service are created in the same transaction.
     pub async fn approve(&self, caller: Caller, id: Uuid) -> Result<Request, ConsentError> {
         let targets = self.targets.clone();
-        self.transition_then(
-            caller,
-            id,
-            |row| {
-                expect_status(row, &[Status::AwaitingApproval])?;
-                Ok((Status::InProgress, "approved".to_owned()))
-            },
-            move |conn, row| {
-                let kind = RequestKind::parse(&row.kind).ok_or(ConsentError::Corrupt)?;
-                let tasks = crate::orchestration::worker::tasks_for(kind, &targets);
-                crate::orchestration::store::insert_tasks(conn, row.id, &tasks)?;
-                Ok(())
-            },
-        )
-        .await
+        let approved = self
+            .transition_then(
+                caller,
+                id,
+                |row| {
+                    expect_status(row, &[Status::AwaitingApproval])?;
+                    Ok((Status::InProgress, "approved".to_owned()))
+                },
+                move |conn, row| {
+                    let kind = RequestKind::parse(&row.kind).ok_or(ConsentError::Corrupt)?;
+                    let tasks = crate::orchestration::worker::tasks_for(kind, &targets);
+                    crate::orchestration::store::insert_tasks(conn, row.id, &tasks)?;
+                    Ok(())
+                },
+            )
+            .await;
+        if approved.is_ok() {
+            self.tasks_created.notify_one();
+        }
+        approved
     }
 
     /// Marks a request carried out, as the service itself.

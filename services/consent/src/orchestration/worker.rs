@@ -112,17 +112,27 @@ impl Orchestrator {
         }
     }
 
-    /// Runs the due tasks, every `interval` until `shutdown`.
+    /// Runs the due tasks until `shutdown`: at once when an approval creates some, again at
+    /// once while there were tasks to run (the next step of a request may be due), else every
+    /// `interval` (retries, and tasks created by other replicas).
     pub fn spawn(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        let created = self.requests.tasks_created();
         tokio::spawn(async move {
             loop {
+                let woken = created.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
                 match self.run_due().await {
                     Ok(0) => {}
-                    Ok(ran) => tracing::info!(ran, "request tasks run"),
+                    Ok(ran) => {
+                        tracing::info!(ran, "request tasks run");
+                        continue;
+                    }
                     Err(error) => tracing::warn!(error = %error, "cannot run request tasks"),
                 }
                 tokio::select! {
                     () = shutdown.cancelled() => return,
+                    () = &mut woken => {}
                     () = tokio::time::sleep(interval) => {}
                 }
             }

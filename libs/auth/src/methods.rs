@@ -201,6 +201,10 @@ const METHODS: &[(&str, Access)] = &[
         Access::Scope(Scope::DsrManage),
     ),
     (
+        "ecrm.consent.v1.DataSubjectRequests/CompleteRequest",
+        Access::Scope(Scope::DsrManage),
+    ),
+    (
         "ecrm.consent.v1.DataSubjectRequests/GetRequest",
         Access::Scope(Scope::DsrManage),
     ),

@@ -189,7 +189,8 @@ impl MasterKey {
         &self,
         purpose: &str,
     ) -> Result<ring::signature::Ed25519KeyPair, CryptoError> {
-        let info = [purpose.as_bytes()];
+        // Labelled, so no purpose string derives the same bytes as a blind-index key.
+        let info = [b"ed25519-seed:".as_slice(), purpose.as_bytes()];
         let okm = self
             .derivation
             .expand(&info, SeedLen)

@@ -76,7 +76,8 @@ fn main() {
     let runs: usize = std::env::var("ERASURE_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(3)
+        .max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(ecrm_platform::db::BLOCKING_THREAD_BUDGET as usize)

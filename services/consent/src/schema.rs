@@ -94,6 +94,7 @@ pub mod consent {
             action -> Text,
             state -> Text,
             attempts -> Int4,
+            claim_id -> Nullable<Uuid>,
             last_error -> Nullable<Text>,
             next_attempt_at -> Timestamptz,
             sealed_result -> Nullable<Bytea>,

@@ -537,6 +537,13 @@ async fn signed_checkpoints_catch_what_the_chains_alone_cannot() {
     assert_eq!(after.first_broken_subject_id, bob);
     assert_eq!(after.first_broken_sequence, 2);
     assert!(after.problem.contains("gone"), "{}", after.problem);
+    // Nor will the service sign a checkpoint over it.
+    let refused = harness
+        .consents()
+        .take_checkpoint(call(&harness.internal(), pb::TakeCheckpointRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
 
     // Rewriting Alice's last entry with a chain that recomputes (through the service itself,
     // after deleting the original) is caught the same way.

@@ -257,20 +257,29 @@ impl Suite {
             .await
             .unwrap()
             .into_inner();
-        let public_key = hex::decode(&certificate.public_key).unwrap();
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public_key)
-            .verify(
-                certificate.certificate_json.as_bytes(),
-                &hex::decode(&certificate.signature).unwrap(),
-            )
-            .expect("the certificate's signature verifies");
+        // Verified with the service's own key, not the one the response carries.
+        let key = self.master.signing_key("consent.documents").unwrap();
+        use ring::signature::KeyPair as _;
+        assert_eq!(
+            certificate.public_key,
+            hex::encode(key.public_key().as_ref())
+        );
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ED25519,
+            key.public_key().as_ref(),
+        )
+        .verify(
+            certificate.certificate_json.as_bytes(),
+            &hex::decode(&certificate.signature).unwrap(),
+        )
+        .expect("the certificate's signature verifies");
         let document: serde_json::Value =
             serde_json::from_str(&certificate.certificate_json).unwrap();
         assert_eq!(document["receipts"][0]["service"], "profiles");
-        assert_eq!(
-            document["follow_up_exports"][0]["result"]["all_retained_by_receipt"],
-            true
-        );
+        // Profiles kept nothing of this subject: its follow-up export came back empty.
+        let follow_up = &document["follow_up_exports"][0]["result"];
+        assert_eq!(follow_up["records_left"], 0, "{document}");
+        assert_eq!(follow_up["all_retained_by_receipt"], true);
         // An erasure has no export bundle.
         let status = self
             .requests()

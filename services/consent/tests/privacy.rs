@@ -117,7 +117,8 @@ async fn export_lists_decisions_and_requests_and_erasure_keeps_them_saying_why()
     };
     let receipt = erase(request_id.clone(), subject.clone()).await.unwrap();
     assert!(!receipt.replayed);
-    assert!(receipt.erased.is_empty());
+    let erased: Vec<&str> = receipt.erased.iter().map(|e| e.category.as_str()).collect();
+    assert_eq!(erased, ["consent.restriction", "consent.delivered_exports"]);
     let kept: Vec<(&str, u64, bool)> = receipt
         .retained
         .iter()

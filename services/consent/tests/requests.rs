@@ -541,3 +541,86 @@ async fn a_subject_named_by_identifier_is_found_at_profiles() {
     assert_eq!(bad_field(&malformed), "subject.identifier");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn an_operator_completes_what_no_service_carries_out() {
+    let harness = Harness::start().await;
+    let token = harness.internal();
+    let id = harness
+        .submit(submit(&new_subject(), 0, pb::RequestType::Rectification))
+        .await
+        .unwrap()
+        .request_id;
+    harness
+        .requests()
+        .verify_requester(call(
+            &token,
+            pb::VerifyRequesterRequest {
+                request_id: id.clone(),
+                reason: "id checked".to_owned(),
+            },
+        ))
+        .await
+        .unwrap();
+    let approved = harness
+        .requests()
+        .approve_request(call(
+            &token,
+            pb::ApproveRequestRequest {
+                request_id: id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap();
+    assert!(approved.tasks.is_empty());
+    let no_note = harness
+        .requests()
+        .complete_request(call(
+            &token,
+            pb::CompleteRequestRequest {
+                request_id: id.clone(),
+                note: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_field(&no_note), "note");
+    let completed = harness
+        .requests()
+        .complete_request(call(
+            &token,
+            pb::CompleteRequestRequest {
+                request_id: id.clone(),
+                note: "family name corrected in the shop back office".to_owned(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap();
+    assert_eq!(completed.status(), pb::RequestStatus::Completed);
+    assert!(
+        completed
+            .history
+            .last()
+            .unwrap()
+            .note
+            .contains("family name corrected")
+    );
+    let again = harness
+        .requests()
+        .complete_request(call(
+            &token,
+            pb::CompleteRequestRequest {
+                request_id: id,
+                note: "again".to_owned(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+}

@@ -7,6 +7,8 @@ CREATE TABLE request_tasks (
         'lift_restriction')),
     state text NOT NULL CHECK (state IN ('pending', 'done')),
     attempts integer NOT NULL DEFAULT 0,
+    -- The current claim: only the worker holding it may record the outcome.
+    claim_id uuid,
     last_error text,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     -- What the service answered (export records, erasure receipt), sealed with the master key:

@@ -252,16 +252,6 @@ impl Requests {
         approved
     }
 
-    /// Marks a request carried out, as the service itself.
-    pub async fn complete(&self, id: Uuid, note: &str) -> Result<Request, ConsentError> {
-        let note = note.to_owned();
-        self.transition(Caller::service(), id, move |row| {
-            expect_status(row, &[Status::InProgress])?;
-            Ok((Status::Completed, note))
-        })
-        .await
-    }
-
     pub async fn reject(
         &self,
         caller: Caller,
@@ -319,6 +309,38 @@ impl Requests {
                 format!("deadline extended by {months} months: {reason}"),
             ))
         })
+        .await
+    }
+
+    /// An operator marks the request carried out, with a note; refused while a task of it is
+    /// pending.
+    pub async fn complete_by_operator(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        note: String,
+    ) -> Result<Request, ConsentError> {
+        self.transition_then(
+            caller,
+            id,
+            move |row| {
+                expect_status(row, &[Status::InProgress])?;
+                Ok((
+                    Status::Completed,
+                    format!("carried out by an operator: {note}"),
+                ))
+            },
+            |conn, row| {
+                if crate::orchestration::store::all_done(conn, row.id)? {
+                    Ok(())
+                } else {
+                    Err(ConsentError::FailedPrecondition(
+                        "tasks of the request are still pending at services holding personal data"
+                            .to_owned(),
+                    ))
+                }
+            },
+        )
         .await
     }
 
@@ -391,6 +413,26 @@ impl Requests {
             })
             .await
     }
+}
+
+/// Marks the request carried out, as the service itself, in the caller's transaction, if it
+/// is still in progress; returns whether it did.
+pub fn complete(conn: &mut PgConnection, id: Uuid, note: &str) -> Result<bool, ConsentError> {
+    let mut row = store::lock(conn, id)?.ok_or(ConsentError::NotFound("request"))?;
+    if row.status != Status::InProgress.as_str() {
+        return Ok(false);
+    }
+    row.status = Status::Completed.as_str().to_owned();
+    store::update(conn, &row)?;
+    audit(
+        conn,
+        &Caller::service(),
+        id,
+        Some(Status::InProgress),
+        Status::Completed,
+        note.to_owned(),
+    )?;
+    Ok(true)
 }
 
 fn expect_status(row: &RequestRow, allowed: &[Status]) -> Result<(), ConsentError> {

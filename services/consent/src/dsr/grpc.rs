@@ -328,6 +328,20 @@ impl RequestsApi for RequestsService {
         }))
     }
 
+    async fn complete_request(
+        &self,
+        request: Request<pb::CompleteRequestRequest>,
+    ) -> Result<Response<pb::CompleteRequestResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let body = request.get_ref();
+        let id = request_id(&body.request_id)?;
+        let note = check_reason("note", &body.note)?;
+        let completed = self.requests.complete_by_operator(caller, id, note).await?;
+        Ok(Response::new(pb::CompleteRequestResponse {
+            request: Some(request_to_proto(completed)),
+        }))
+    }
+
     async fn get_request(
         &self,
         request: Request<pb::GetRequestRequest>,

@@ -68,6 +68,22 @@ pub fn take(
         .into_iter()
         .map(|(subject, sequence, hash)| (subject, (sequence, hash)))
         .collect();
+    // Never sign over tampering: every head signed before must still be in the ledger.
+    for (subject, (sequence, hash)) in &signed {
+        let intact = match current.get(subject) {
+            None => false,
+            Some((now, now_hash)) if now == sequence => now_hash == hash,
+            Some((now, _)) if now < sequence => false,
+            Some(_) => check_head(conn, *subject, *sequence, hash)?.is_none(),
+        };
+        if !intact {
+            tracing::error!(subject.id = %subject, sequence, "the ledger no longer holds a signed head; refusing to sign a checkpoint");
+            return Err(ConsentError::FailedPrecondition(
+                "the ledger no longer matches its last signed checkpoint: run VerifyLedger"
+                    .to_owned(),
+            ));
+        }
+    }
     let moved: Vec<Head> = current
         .iter()
         .filter(|(subject, head)| signed.get(subject) != Some(head))

@@ -83,7 +83,11 @@ impl Documents {
         let opened = sealed
             .into_iter()
             .map(|(service, sealed)| {
-                let sealed = sealed.ok_or(ConsentError::Corrupt)?;
+                let sealed = sealed.ok_or_else(|| {
+                    ConsentError::FailedPrecondition(
+                        "this result was erased with the subject's data".to_owned(),
+                    )
+                })?;
                 let plain = self
                     .master
                     .open(&task_context(id, &service, action), &sealed)

@@ -17,6 +17,9 @@ pub struct ClaimedTask {
     pub action: String,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub attempts: i32,
+    /// This claim: the outcome is recorded only while it is still the task's.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub claim_id: Uuid,
 }
 
 pub fn insert_tasks(
@@ -42,9 +45,9 @@ pub fn insert_tasks(
         .map(drop)
 }
 
-/// Claims up to `limit` due tasks for `lease_seconds`: a worker that dies with them lets the
-/// lease run out, and another picks them up. A check that an erasure left nothing waits for
-/// that erasure.
+/// Claims up to `limit` due tasks of requests in progress for `lease_seconds`: a worker that
+/// dies with them lets the lease run out, and another picks them up. A check that an erasure
+/// left nothing waits for that erasure.
 pub fn claim_due(
     conn: &mut PgConnection,
     limit: i64,
@@ -52,27 +55,49 @@ pub fn claim_due(
 ) -> QueryResult<Vec<ClaimedTask>> {
     diesel::sql_query(
         "UPDATE request_tasks t \
-         SET next_attempt_at = now() + make_interval(secs => $2), attempts = t.attempts + 1 \
+         SET next_attempt_at = now() + make_interval(secs => $2), attempts = t.attempts + 1, \
+             claim_id = gen_random_uuid() \
          FROM (SELECT request_id, service, action FROM request_tasks d \
                WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
+                 AND EXISTS (SELECT 1 FROM requests r \
+                             WHERE r.id = d.request_id AND r.status = 'in_progress') \
                  AND (d.action <> 'verify_erased' OR EXISTS ( \
                       SELECT 1 FROM request_tasks e WHERE e.request_id = d.request_id \
                         AND e.service = d.service AND e.action = 'erase' AND e.state = 'done')) \
                ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
          WHERE t.request_id = due.request_id AND t.service = due.service AND t.action = due.action \
-         RETURNING t.request_id, t.service, t.action, t.attempts",
+         RETURNING t.request_id, t.service, t.action, t.attempts, t.claim_id",
     )
     .bind::<diesel::sql_types::BigInt, _>(limit)
     .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
     .load(conn)
 }
 
+/// The task found by key, as long as `claim` still holds it.
+type Claimed<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Find<request_tasks::table, (Uuid, &'a String, &'a String)>,
+        diesel::dsl::Eq<request_tasks::claim_id, Uuid>,
+    >,
+    diesel::dsl::Eq<request_tasks::state, &'static str>,
+>;
+
+/// The task as claimed, if the claim is still the task's.
+fn claimed(task: &ClaimedTask) -> Claimed<'_> {
+    request_tasks::table
+        .find((task.request_id, &task.service, &task.action))
+        .filter(request_tasks::claim_id.eq(task.claim_id))
+        .filter(request_tasks::state.eq("pending"))
+}
+
+/// Records the task done; `false` when the claim was lost (the lease ran out and another
+/// worker took it), and nothing is written.
 pub fn update_done(
     conn: &mut PgConnection,
     task: &ClaimedTask,
     sealed_result: &[u8],
-) -> QueryResult<()> {
-    diesel::update(request_tasks::table.find((task.request_id, &task.service, &task.action)))
+) -> QueryResult<bool> {
+    diesel::update(claimed(task))
         .set((
             request_tasks::state.eq("done"),
             request_tasks::sealed_result.eq(sealed_result),
@@ -80,22 +105,60 @@ pub fn update_done(
             request_tasks::completed_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
-        .map(drop)
+        .map(|n| n > 0)
 }
 
+/// Records a failed attempt, unless the claim was lost.
 pub fn update_failed(
     conn: &mut PgConnection,
     task: &ClaimedTask,
     error: &str,
     next_attempt_at: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(request_tasks::table.find((task.request_id, &task.service, &task.action)))
+    diesel::update(claimed(task))
         .set((
             request_tasks::last_error.eq(error),
             request_tasks::next_attempt_at.eq(next_attempt_at),
         ))
         .execute(conn)
         .map(drop)
+}
+
+/// Requests in progress that have tasks, all of them done: left so by a crash between the
+/// last task and the request's completion.
+pub fn list_finished_requests(conn: &mut PgConnection) -> QueryResult<Vec<Uuid>> {
+    use crate::schema::consent::requests;
+    requests::table
+        .filter(requests::status.eq("in_progress"))
+        .filter(diesel::dsl::exists(
+            request_tasks::table.filter(request_tasks::request_id.eq(requests::id)),
+        ))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            request_tasks::table
+                .filter(request_tasks::request_id.eq(requests::id))
+                .filter(request_tasks::state.ne("done")),
+        )))
+        .select(requests::id)
+        .load(conn)
+}
+
+/// Forgets the exports kept for `subject`'s requests: they are its personal data.
+pub fn update_forget_exports(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
+    use crate::schema::consent::requests;
+    diesel::update(
+        request_tasks::table
+            .filter(request_tasks::action.eq("export"))
+            .filter(request_tasks::sealed_result.is_not_null())
+            .filter(
+                request_tasks::request_id.eq_any(
+                    requests::table
+                        .filter(requests::subject_id.eq(subject))
+                        .select(requests::id),
+                ),
+            ),
+    )
+    .set(request_tasks::sealed_result.eq(None::<Vec<u8>>))
+    .execute(conn)
 }
 
 pub fn find_result(

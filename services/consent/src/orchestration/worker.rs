@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use super::store::{self, ClaimedTask};
-use crate::dsr::domain::{RequestKind, Requests};
+use crate::dsr::domain::{RequestKind, Requests, complete};
 use crate::dsr::store as request_store;
 use crate::error::ConsentError;
 
@@ -29,6 +29,10 @@ const CLAIM: i64 = 16;
 const LEASE_SECONDS: i64 = 300;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How long one call may take: well within the lease.
+const TASK_TIMEOUT: Duration = Duration::from_secs(240);
+/// What the request's history says when its last task is done.
+const COMPLETED: &str = "carried out by every service holding personal data";
 
 /// A service holding personal data, by name, and where it serves `PersonalData`.
 #[derive(Debug, Clone)]
@@ -139,15 +143,25 @@ impl Orchestrator {
         });
     }
 
-    /// Claims and runs the tasks due now; returns how many it ran.
+    /// Completes requests whose tasks are all done, then claims and runs the tasks due now;
+    /// returns how many it ran. One task failing does not stop the others.
     pub async fn run_due(&self) -> Result<usize, ConsentError> {
         let claimed = self
             .db
-            .run(|conn| Ok::<_, ConsentError>(store::claim_due(conn, CLAIM, LEASE_SECONDS)?))
+            .run(|conn| {
+                for request in store::list_finished_requests(conn)? {
+                    complete(conn, request, COMPLETED)?;
+                }
+                Ok::<_, ConsentError>(store::claim_due(conn, CLAIM, LEASE_SECONDS)?)
+            })
             .await?;
         let ran = claimed.len();
         for task in claimed {
-            self.run(task).await?;
+            let (request, service, action) =
+                (task.request_id, task.service.clone(), task.action.clone());
+            if let Err(error) = self.run(task).await {
+                tracing::warn!(request.id = %request, service = %service, action = %action, error = %error, "cannot record a request task's outcome");
+            }
         }
         Ok(ran)
     }
@@ -162,29 +176,34 @@ impl Orchestrator {
                     .ok_or(ConsentError::NotFound("request"))
             })
             .await?;
-        match self.call(&task, subject).await {
+        // Within the lease, so no other worker runs the task while this one still might.
+        let outcome = tokio::time::timeout(TASK_TIMEOUT, self.call(&task, subject))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConsentError::FailedPrecondition(format!(
+                    "no answer within {}s",
+                    TASK_TIMEOUT.as_secs()
+                )))
+            });
+        match outcome {
             Ok(result) => {
                 let sealed = self
                     .master
                     .seal(&result_context(&task), result.to_string().as_bytes())
                     .map_err(|_| ConsentError::Corrupt)?;
                 let done = task.clone();
-                let finished = self
-                    .db
+                // The task and, when it was the last, the request, in one transaction: no
+                // crash or concurrent worker leaves a request in progress with nothing to do.
+                self.db
                     .run(move |conn| {
-                        store::update_done(conn, &done, &sealed)?;
-                        Ok::<_, ConsentError>(store::all_done(conn, done.request_id)?)
+                        if store::update_done(conn, &done, &sealed)?
+                            && store::all_done(conn, done.request_id)?
+                        {
+                            complete(conn, done.request_id, COMPLETED)?;
+                        }
+                        Ok::<_, ConsentError>(())
                     })
-                    .await?;
-                if finished {
-                    self.requests
-                        .complete(
-                            request,
-                            "carried out by every service holding personal data",
-                        )
-                        .await?;
-                }
-                Ok(())
+                    .await
             }
             Err(error) => {
                 let next = Utc::now()
@@ -250,14 +269,24 @@ impl Orchestrator {
                 if task.action == "verify_erased" {
                     return self.check_erased(task, &records).await;
                 }
-                Ok(json!(records
+                let documents = records
                     .into_iter()
-                    .map(|r| json!({
-                        "category": r.category,
-                        "record_id": r.record_id,
-                        "document": serde_json::from_str::<serde_json::Value>(&r.document_json).unwrap_or(serde_json::Value::Null),
-                    }))
-                    .collect::<Vec<_>>()))
+                    .map(|r| {
+                        let document: serde_json::Value = serde_json::from_str(&r.document_json)
+                            .map_err(|_| {
+                                ConsentError::FailedPrecondition(format!(
+                                    "{} exported a record that is not JSON ({})",
+                                    task.service, r.record_id
+                                ))
+                            })?;
+                        Ok(json!({
+                            "category": r.category,
+                            "record_id": r.record_id,
+                            "document": document,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, ConsentError>>()?;
+                Ok(json!(documents))
             }
             "erase" => {
                 let receipt = client
@@ -348,6 +377,13 @@ impl Orchestrator {
                 remaining.join(", ")
             )));
         }
-        Ok(json!({ "records_left": records.len(), "all_retained_by_receipt": true }))
+        let mut categories_left: Vec<&str> = records.iter().map(|r| r.category.as_str()).collect();
+        categories_left.sort_unstable();
+        categories_left.dedup();
+        Ok(json!({
+            "records_left": records.len(),
+            "categories_left": categories_left,
+            "all_retained_by_receipt": true,
+        }))
     }
 }

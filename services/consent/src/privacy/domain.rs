@@ -28,6 +28,8 @@ pub struct Retained {
 
 #[derive(Debug, Clone)]
 pub struct Receipt {
+    /// Erased, by category, with counts.
+    pub erased: Vec<(&'static str, u64)>,
     pub retained: Vec<Retained>,
     pub completed_at: DateTime<Utc>,
     pub replayed: bool,
@@ -36,6 +38,8 @@ pub struct Receipt {
 pub const LEDGER: &str = "consent.ledger";
 pub const REQUESTS: &str = "consent.requests";
 pub const RESTRICTION: &str = "consent.restriction";
+/// Exports delivered for earlier access requests, kept sealed until the subject is erased.
+pub const DELIVERED_EXPORTS: &str = "consent.delivered_exports";
 const LEDGER_REASON: &str = "GDPR Art. 7(1): the controller must be able to demonstrate consent; \
      the ledger is keyed by subject id only and holds no name or contact details";
 const REQUESTS_REASON: &str = "GDPR Art. 5(2) and 12: records of how data subject requests were \
@@ -110,9 +114,9 @@ impl Privacy {
             .await
     }
 
-    /// Erases what may be erased here: nothing, for consent keeps only what the law asks it to
-    /// keep (proof of consent, records of requests), keyed by subject id, which the receipt
-    /// says. A request id already carried out gives the same receipt again.
+    /// Erases the subject's restriction and the exports delivered to it earlier, and keeps what
+    /// the law asks consent to keep (proof of consent, records of requests), keyed by subject
+    /// id, as the receipt says. A request id already carried out is harmless.
     pub async fn erase(&self, subject: Uuid, request: Uuid) -> Result<Receipt, ConsentError> {
         self.db
             .run(move |conn| {
@@ -125,6 +129,14 @@ impl Privacy {
                     ));
                 }
                 let replayed = store::insert_erasure(conn, request, subject)?;
+                // What consent holds beyond what the law asks it to keep: gone.
+                let mut erased = Vec::new();
+                let restriction = store::delete_restriction(conn, subject)?;
+                let exports = crate::orchestration::store::update_forget_exports(conn, subject)?;
+                if !replayed {
+                    erased.push((RESTRICTION, restriction as u64));
+                    erased.push((DELIVERED_EXPORTS, exports as u64));
+                }
                 let completed_at =
                     store::find_erasure(conn, request)?.map_or_else(Utc::now, |(_, at)| at);
                 let entries =
@@ -146,6 +158,7 @@ impl Privacy {
                     });
                 }
                 Ok(Receipt {
+                    erased,
                     retained,
                     completed_at,
                     replayed,

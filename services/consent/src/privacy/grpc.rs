@@ -108,7 +108,14 @@ impl PersonalData for PersonalDataService {
                 service: SERVICE.to_owned(),
                 subject_id: subject.to_string(),
                 request_id: request_id.to_string(),
-                erased: Vec::new(),
+                erased: receipt
+                    .erased
+                    .into_iter()
+                    .map(|(category, count)| pb::ErasedCount {
+                        category: category.to_owned(),
+                        count,
+                    })
+                    .collect(),
                 retained: receipt
                     .retained
                     .into_iter()

@@ -71,3 +71,7 @@ pub fn find_erasure(
         .first(conn)
         .optional()
 }
+
+pub fn delete_restriction(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
+    diesel::delete(restrictions::table.find(subject)).execute(conn)
+}

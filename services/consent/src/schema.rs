@@ -62,6 +62,14 @@ pub mod consent {
     }
 
     diesel::table! {
+        consent.objections (subject_id) {
+            subject_id -> Uuid,
+            request_id -> Uuid,
+            objected_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         consent.purposes (key) {
             key -> Text,
             id -> Uuid,
@@ -71,6 +79,7 @@ pub mod consent {
             data_categories -> Array<Nullable<Text>>,
             retention_days -> Int4,
             created_at -> Timestamptz,
+            direct_marketing -> Bool,
         }
     }
 
@@ -142,6 +151,7 @@ pub mod consent {
         erasures,
         ledger,
         notices,
+        objections,
         purposes,
         request_events,
         request_tasks,

@@ -624,3 +624,154 @@ async fn an_operator_completes_what_no_service_carries_out() {
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
 }
+
+#[tokio::test]
+async fn an_objection_ends_direct_marketing_until_the_subject_grants_again() {
+    let harness = Harness::start().await;
+    let token = harness.internal();
+    let define =
+        |key: &str, basis: common::LawfulBasis, channels: &[pb::Channel], marketing: bool| {
+            let mut client = harness.purposes();
+            let token = token.clone();
+            let purpose = pb::Purpose {
+                direct_marketing: marketing,
+                ..purpose(key, basis, channels)
+            };
+            async move {
+                client
+                    .define_purpose(call(
+                        &token,
+                        pb::DefinePurposeRequest {
+                            purpose: Some(purpose),
+                        },
+                    ))
+                    .await
+                    .unwrap()
+            }
+        };
+    define(
+        "newsletter",
+        common::LawfulBasis::Consent,
+        &[pb::Channel::Email, pb::Channel::Sms],
+        true,
+    )
+    .await;
+    define(
+        "offers",
+        common::LawfulBasis::LegitimateInterest,
+        &[pb::Channel::Email],
+        true,
+    )
+    .await;
+    define(
+        "orders",
+        common::LawfulBasis::Contract,
+        &[pb::Channel::Email],
+        false,
+    )
+    .await;
+    let notice = harness.notice("newsletter", "Weekly news.").await;
+    let (subject, other) = (new_subject(), new_subject());
+    for channel in [pb::Channel::Email, pb::Channel::Sms] {
+        let mut request = grant(&subject, "newsletter", &notice);
+        request.channel = channel.into();
+        harness.record(request).await.unwrap();
+    }
+
+    let id = harness
+        .submit(submit(&subject, 0, pb::RequestType::Objection))
+        .await
+        .unwrap()
+        .request_id;
+    harness
+        .requests()
+        .verify_requester(call(
+            &token,
+            pb::VerifyRequesterRequest {
+                request_id: id.clone(),
+                reason: "signed letter".to_owned(),
+            },
+        ))
+        .await
+        .unwrap();
+    let done = harness
+        .requests()
+        .approve_request(call(&token, pb::ApproveRequestRequest { request_id: id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap();
+    assert_eq!(done.status(), pb::RequestStatus::Completed);
+    assert!(
+        done.history
+            .last()
+            .unwrap()
+            .note
+            .contains("2 grants withdrawn"),
+        "{:?}",
+        done.history
+    );
+
+    let both = [subject.clone(), other.clone()];
+    let reasons = |key: &'static str, channel: pb::Channel| {
+        let both = both.clone();
+        let harness = &harness;
+        async move {
+            harness
+                .check(key, channel, &both)
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| d.reason())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        reasons("newsletter", pb::Channel::Email).await,
+        [pb::Reason::Objected, pb::Reason::NeverAsked]
+    );
+    assert_eq!(
+        reasons("offers", pb::Channel::Email).await,
+        [pb::Reason::Objected, pb::Reason::OtherLawfulBasis]
+    );
+    assert_eq!(
+        reasons("orders", pb::Channel::Email).await,
+        [pb::Reason::Contract, pb::Reason::Contract]
+    );
+
+    // The withdrawals are in the ledger, as the objection wrote them.
+    let entries = harness
+        .consents()
+        .list_consent_history(call(
+            &token,
+            pb::ListConsentHistoryRequest {
+                subject_id: subject.clone(),
+                page: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let withdrawals: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.decision() == pb::Decision::Withdrawn)
+        .map(|e| e.collection_point.as_str())
+        .collect();
+    assert_eq!(withdrawals, ["objection", "objection"]);
+
+    // The subject grants the newsletter by email again: that channel only is allowed again.
+    harness
+        .record(grant(&subject, "newsletter", &notice))
+        .await
+        .unwrap();
+    assert_eq!(
+        reasons("newsletter", pb::Channel::Email).await[0],
+        pb::Reason::Granted
+    );
+    assert_eq!(
+        reasons("newsletter", pb::Channel::Sms).await[0],
+        pb::Reason::Objected
+    );
+}

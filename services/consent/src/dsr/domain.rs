@@ -230,6 +230,7 @@ impl Requests {
     /// Approves the request; its tasks at every service are created in the same transaction.
     pub async fn approve(&self, caller: Caller, id: Uuid) -> Result<Request, ConsentError> {
         let targets = self.targets.clone();
+        let approver = caller.clone();
         let approved = self
             .transition_then(
                 caller,
@@ -240,6 +241,16 @@ impl Requests {
                 },
                 move |conn, row| {
                     let kind = RequestKind::parse(&row.kind).ok_or(ConsentError::Corrupt)?;
+                    if kind == RequestKind::Objection {
+                        // Consent's own to carry out, at once, in this transaction.
+                        let withdrawn =
+                            super::objection::carry_out(conn, &approver, row.subject_id, row.id)?;
+                        let note = format!(
+                            "objection to direct marketing recorded; {withdrawn} grants withdrawn"
+                        );
+                        complete(conn, row.id, &note)?;
+                        return Ok(());
+                    }
                     let tasks = crate::orchestration::worker::tasks_for(kind, &targets);
                     crate::orchestration::store::insert_tasks(conn, row.id, &tasks)?;
                     Ok(())

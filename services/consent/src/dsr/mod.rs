@@ -3,4 +3,5 @@
 pub mod deadline;
 pub mod domain;
 pub mod grpc;
+pub mod objection;
 pub mod store;

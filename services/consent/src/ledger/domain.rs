@@ -17,6 +17,7 @@ use super::checkpoint;
 use super::checkpoint_store::CheckpointRow;
 use super::store::{self, EntryRow};
 use crate::caller::Caller;
+use crate::dsr::objection;
 use crate::error::ConsentError;
 use crate::privacy::store as privacy_store;
 use crate::purposes::domain::{self as purposes, Channel, LawfulBasis};
@@ -74,6 +75,8 @@ pub enum Reason {
     NeverAsked,
     /// Processing is restricted (Art. 18): denied whatever the basis.
     Restricted,
+    /// The subject objected to direct marketing and has not granted this purpose since.
+    Objected,
 }
 
 impl Reason {
@@ -195,18 +198,20 @@ impl Ledger {
                         format!("not a channel of the purpose {purpose_key:?}"),
                     ));
                 }
+                let mut recorded: HashMap<Uuid, (Decision, DateTime<Utc>)> = HashMap::new();
                 let latest: HashMap<Uuid, (Decision, Option<DateTime<Utc>>)> = if purpose
                     .lawful_basis
                     .takes_decisions()
                 {
                     store::list_latest_decisions(conn, &purpose_key, channel.as_str(), &subjects)?
                         .into_iter()
-                        .map(|(subject, decision, expiry)| {
-                            Decision::parse(&decision)
-                                .map(|d| (subject, (d, expiry)))
-                                .ok_or(ConsentError::Corrupt)
+                        .map(|(subject, decision, expiry, at)| {
+                            let decision =
+                                Decision::parse(&decision).ok_or(ConsentError::Corrupt)?;
+                            recorded.insert(subject, (decision, at));
+                            Ok((subject, (decision, expiry)))
                         })
-                        .collect::<Result<_, _>>()?
+                        .collect::<Result<_, ConsentError>>()?
                 } else {
                     HashMap::new()
                 };
@@ -214,12 +219,25 @@ impl Ledger {
                     privacy_store::list_restricted(conn, &subjects)?
                         .into_iter()
                         .collect();
+                let objected = if purpose.direct_marketing {
+                    objection::list_objected(conn, &subjects)?
+                } else {
+                    HashMap::new()
+                };
                 let now = Utc::now();
                 Ok(subjects
                     .iter()
                     .map(|s| {
+                        // An objection stands until the subject grants the purpose again.
+                        let regranted = |objected_at: &DateTime<Utc>| {
+                            recorded.get(s).is_some_and(|(decision, at)| {
+                                *decision == Decision::Granted && at > objected_at
+                            })
+                        };
                         let why = if restricted.contains(s) {
                             Reason::Restricted
+                        } else if objected.get(s).is_some_and(|at| !regranted(at)) {
+                            Reason::Objected
                         } else {
                             reason(purpose.lawful_basis, latest.get(s).copied(), now)
                         };
@@ -343,7 +361,7 @@ fn content(row: &EntryRow) -> EntryContent<'_> {
 }
 
 /// Checks `new` against its purpose and appends it after the subject's last entry.
-fn append(
+pub fn append(
     conn: &mut PgConnection,
     caller: &Caller,
     new: &NewDecision,

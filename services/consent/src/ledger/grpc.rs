@@ -161,6 +161,7 @@ fn reason_to_proto(reason: Reason) -> pb::Reason {
         Reason::Expired => pb::Reason::Expired,
         Reason::NeverAsked => pb::Reason::NeverAsked,
         Reason::Restricted => pb::Reason::Restricted,
+        Reason::Objected => pb::Reason::Objected,
     }
 }
 

@@ -99,8 +99,9 @@ pub fn list_latest_by_subject(
         .load(conn)
 }
 
-/// A subject's latest decision for one purpose and channel, and when it lapses.
-pub type LatestDecision = (Uuid, String, Option<DateTime<Utc>>);
+/// A subject's latest decision for one purpose and channel, when it lapses, and when it was
+/// recorded.
+pub type LatestDecision = (Uuid, String, Option<DateTime<Utc>>, DateTime<Utc>);
 
 /// The latest decision of each of `subjects` for one purpose and channel.
 pub fn list_latest_decisions(
@@ -115,7 +116,12 @@ pub fn list_latest_decisions(
         .filter(ledger::subject_id.eq_any(subjects))
         .distinct_on(ledger::subject_id)
         .order((ledger::subject_id, ledger::sequence.desc()))
-        .select((ledger::subject_id, ledger::decision, ledger::expires_at))
+        .select((
+            ledger::subject_id,
+            ledger::decision,
+            ledger::expires_at,
+            ledger::recorded_at,
+        ))
         .load(conn)
 }
 

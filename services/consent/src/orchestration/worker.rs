@@ -48,7 +48,8 @@ pub fn tasks_for(kind: RequestKind, targets: &[String]) -> Vec<(&str, &'static s
         RequestKind::Erasure => &["erase", "verify_erased"],
         RequestKind::Restriction => &["restrict"],
         RequestKind::LiftRestriction => &["lift_restriction"],
-        // Carried out by operators until their own flows exist.
+        // Objections are consent's own, carried out at approval; rectification is carried out
+        // by operators until its own flow exists.
         RequestKind::Rectification | RequestKind::Objection => &[],
     };
     targets

@@ -108,6 +108,8 @@ pub struct Purpose {
     pub channels: Vec<Channel>,
     pub data_categories: Vec<String>,
     pub retention_days: u32,
+    /// An objection to direct marketing ends it.
+    pub direct_marketing: bool,
 }
 
 impl Purpose {
@@ -119,6 +121,7 @@ impl Purpose {
         mut channels: Vec<Channel>,
         data_categories: &[String],
         retention_days: u32,
+        direct_marketing: bool,
     ) -> Result<Self, ConsentError> {
         let key = check_key(key)?;
         let description = description.trim();
@@ -183,6 +186,7 @@ impl Purpose {
             channels,
             data_categories: categories,
             retention_days,
+            direct_marketing,
         })
     }
 }
@@ -230,6 +234,7 @@ pub fn purpose_from_row(row: PurposeRow) -> Result<Purpose, ConsentError> {
             .ok_or(ConsentError::Corrupt)?,
         data_categories: row.data_categories.into_iter().flatten().collect(),
         retention_days: u32::try_from(row.retention_days).map_err(|_| ConsentError::Corrupt)?,
+        direct_marketing: row.direct_marketing,
         key: row.key,
         description: row.description,
     })
@@ -268,6 +273,7 @@ impl Purposes {
                         retention_days: i32::try_from(purpose.retention_days).map_err(|_| {
                             ConsentError::invalid("purpose.retention_days", "too large")
                         })?,
+                        direct_marketing: purpose.direct_marketing,
                     },
                 )?;
                 let stored = load(conn, &purpose.key)?.ok_or(ConsentError::NotFound("purpose"))?;

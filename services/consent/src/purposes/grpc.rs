@@ -84,6 +84,7 @@ fn purpose_from_proto(purpose: Option<&pb::Purpose>) -> Result<Purpose, ConsentE
         channels,
         &purpose.data_categories,
         purpose.retention_days,
+        purpose.direct_marketing,
     )
 }
 
@@ -100,6 +101,7 @@ fn purpose_to_proto(stored: StoredPurpose) -> pb::Purpose {
             .collect(),
         data_categories: purpose.data_categories,
         retention_days: purpose.retention_days,
+        direct_marketing: purpose.direct_marketing,
         created_at: Some(to_timestamp(stored.created_at)),
         notice_versions: stored.notice_versions,
     }

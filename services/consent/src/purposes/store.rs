@@ -17,6 +17,7 @@ pub struct PurposeRow {
     pub data_categories: Vec<Option<String>>,
     pub retention_days: i32,
     pub created_at: DateTime<Utc>,
+    pub direct_marketing: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -29,6 +30,7 @@ pub struct NewPurpose<'a> {
     pub channels: Vec<&'a str>,
     pub data_categories: Vec<String>,
     pub retention_days: i32,
+    pub direct_marketing: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -55,6 +57,15 @@ pub fn find_purpose(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Pu
         .select(PurposeRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// Every purpose of direct marketing.
+pub fn list_direct_marketing(conn: &mut PgConnection) -> QueryResult<Vec<PurposeRow>> {
+    purposes::table
+        .filter(purposes::direct_marketing)
+        .order(purposes::id)
+        .select(PurposeRow::as_select())
+        .load(conn)
 }
 
 pub fn list_purposes_after(

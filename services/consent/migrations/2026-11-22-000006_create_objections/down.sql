@@ -1,0 +1,2 @@
+DROP TABLE objections;
+ALTER TABLE purposes DROP COLUMN direct_marketing;

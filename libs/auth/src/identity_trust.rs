@@ -9,7 +9,7 @@ use ecrm_proto::ecrm::identity::v1 as pb;
 use ecrm_proto::ecrm::identity::v1::tokens_client::TokensClient;
 use tonic::transport::Channel;
 
-use crate::service_tokens::{AccountCredentials, ServiceTokens};
+use crate::service_tokens::{AccountCredentials, ServiceTokens, bearer_request};
 use crate::verifier::{SourceError, TrustSnapshot, TrustSource};
 
 /// The service's own credentials at identity: an internal service account.
@@ -82,16 +82,12 @@ impl IdentityTrust {
             .await
             .map_err(failed)?
             .into_inner();
-        let mut request = tonic::Request::new(pb::ListRevocationsRequest {});
         let token = self
             .tokens
             .token(IDENTITY, &self.scopes)
             .await
             .map_err(failed)?;
-        let bearer = format!("Bearer {token}")
-            .parse()
-            .map_err(|e| SourceError(Box::new(e)))?;
-        request.metadata_mut().insert("authorization", bearer);
+        let request = bearer_request(&token, pb::ListRevocationsRequest {}).map_err(failed)?;
         let revocations = match client.list_revocations(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => {

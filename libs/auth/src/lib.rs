@@ -28,7 +28,7 @@ pub use principal::{
     MAX_PARTNER_ID_CHARS, OperatorRole, Principal, PrincipalKind, is_valid_partner_id,
 };
 pub use scope::{Scope, Scopes, UnknownScope};
-pub use service_tokens::{AccountCredentials, ServiceTokens, TokenSource};
+pub use service_tokens::{AccountCredentials, ServiceTokens, TokenSource, bearer_request};
 pub use signer::{SignError, TokenSigner};
 pub use verifier::{
     SourceError, StaticTrust, TrustSnapshot, TrustSource, Verifier, VerifierConfig,

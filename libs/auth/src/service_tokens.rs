@@ -37,6 +37,16 @@ impl std::fmt::Debug for AccountCredentials {
     }
 }
 
+/// `message` as a request carrying `token` as its bearer credential.
+pub fn bearer_request<T>(token: &str, message: T) -> Result<tonic::Request<T>, tonic::Status> {
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| tonic::Status::internal("the token is not a valid header value"))?;
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
 /// Where a service gets the bearer tokens of its calls to other services.
 pub trait TokenSource: Send + Sync + 'static {
     /// A token for `audience` carrying `scopes`.

@@ -9,7 +9,7 @@ use ecrm_auth::{AccountCredentials, IdentityTrust, ServiceTokens, Verifier, Veri
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
-use crate::config::{ConfigError, SecretParser};
+use crate::config::{ConfigError, SecretParser, service_endpoint};
 
 /// Longest refresh interval: well within the verifier's staleness bound (60 s).
 const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
@@ -89,13 +89,12 @@ impl AuthConfig {
     }
 
     fn endpoint(&self) -> Result<Endpoint, ConfigError> {
-        Endpoint::from_shared(self.identity_url.clone())
-            .map(|e| e.connect_timeout(Duration::from_secs(5)))
-            .map_err(|_| ConfigError {
-                flag: "--identity-url",
-                env: "ECRM_IDENTITY_URL",
-                reason: "not a URL such as http://127.0.0.1:50051".to_owned(),
-            })
+        service_endpoint(
+            &self.identity_url,
+            "--identity-url",
+            "ECRM_IDENTITY_URL",
+            "http://127.0.0.1:50051",
+        )
     }
 
     /// The verifier of calls to the service `audience`, loaded from identity and refreshed

@@ -173,6 +173,22 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// The gRPC endpoint of another service, from the value of `flag`; the error shows `example`.
+pub fn service_endpoint(
+    url: &str,
+    flag: &'static str,
+    env: &'static str,
+    example: &str,
+) -> Result<tonic::transport::Endpoint, ConfigError> {
+    tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map(|e| e.connect_timeout(Duration::from_secs(5)))
+        .map_err(|_| ConfigError {
+            flag,
+            env,
+            reason: format!("not a URL such as {example}"),
+        })
+}
+
 impl PlatformConfig {
     /// Checks what clap's per-value parsing cannot: limits and agreement between values.
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecrm_crypto::{MasterKey, MasterKeyArg};
-use ecrm_platform::config::{ConfigError, SecretParser};
+use ecrm_platform::config::{ConfigError, SecretParser, service_endpoint};
 use tonic::transport::Endpoint;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -72,9 +72,8 @@ impl ConsentConfig {
                 if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
                     return Err(bad());
                 }
-                let endpoint = Endpoint::from_shared(url.to_owned())
+                let endpoint = service_endpoint(url, "--personal-data", "ECRM_PERSONAL_DATA", url)
                     .map_err(|_| bad())?
-                    .connect_timeout(Duration::from_secs(5))
                     .timeout(Duration::from_secs(60));
                 Ok((name.to_owned(), endpoint))
             })
@@ -86,13 +85,12 @@ impl ConsentConfig {
         self.profiles_url
             .as_deref()
             .map(|url| {
-                Endpoint::from_shared(url.to_owned())
-                    .map(|e| e.connect_timeout(Duration::from_secs(5)))
-                    .map_err(|_| ConfigError {
-                        flag: "--profiles-url",
-                        env: "ECRM_PROFILES_URL",
-                        reason: "not a URL such as http://127.0.0.1:50052".to_owned(),
-                    })
+                service_endpoint(
+                    url,
+                    "--profiles-url",
+                    "ECRM_PROFILES_URL",
+                    "http://127.0.0.1:50052",
+                )
             })
             .transpose()
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ecrm_auth::TokenSource;
+use ecrm_auth::{TokenSource, bearer_request};
 use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::profiles::v1 as pb;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
@@ -49,19 +49,16 @@ impl ProfilesDirectory {
             .token(PROFILES, &["profiles.read".to_owned()])
             .await
             .map_err(unavailable)?;
-        let mut request = tonic::Request::new(pb::GetProfileRequest {
-            subject: Some(common::SubjectRef {
-                subject: Some(common::subject_ref::Subject::Identifier(identifier)),
-            }),
-        });
-        let metadata = request.metadata_mut();
-        metadata.insert(
-            "authorization",
-            format!("Bearer {token}")
-                .parse()
-                .map_err(|_| unavailable(tonic::Status::internal("unusable token")))?,
-        );
-        metadata.insert(
+        let mut request = bearer_request(
+            &token,
+            pb::GetProfileRequest {
+                subject: Some(common::SubjectRef {
+                    subject: Some(common::subject_ref::Subject::Identifier(identifier)),
+                }),
+            },
+        )
+        .map_err(unavailable)?;
+        request.metadata_mut().insert(
             "x-ecrm-purpose",
             tonic::metadata::MetadataValue::from_static(PURPOSE),
         );

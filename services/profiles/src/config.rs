@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecrm_crypto::{MasterKey, MasterKeyArg};
-use ecrm_platform::config::{ConfigError, SecretParser};
+use ecrm_platform::config::{ConfigError, SecretParser, service_endpoint};
 use tonic::transport::Endpoint;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -41,13 +41,12 @@ impl ProfilesConfig {
         self.consent_url
             .as_deref()
             .map(|url| {
-                Endpoint::from_shared(url.to_owned())
-                    .map(|e| e.connect_timeout(Duration::from_secs(5)))
-                    .map_err(|_| ConfigError {
-                        flag: "--consent-url",
-                        env: "ECRM_CONSENT_URL",
-                        reason: "not a URL such as http://127.0.0.1:50053".to_owned(),
-                    })
+                service_endpoint(
+                    url,
+                    "--consent-url",
+                    "ECRM_CONSENT_URL",
+                    "http://127.0.0.1:50053",
+                )
             })
             .transpose()
     }

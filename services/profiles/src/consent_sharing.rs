@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ecrm_auth::TokenSource;
+use ecrm_auth::{TokenSource, bearer_request};
 use ecrm_proto::ecrm::consent::v1 as pb;
 use ecrm_proto::ecrm::consent::v1::consents_client::ConsentsClient;
 use ecrm_proto::ecrm::consent::v1::purposes_client::PurposesClient;
@@ -45,12 +45,7 @@ impl ConsentSharing {
     }
 
     fn request<T>(token: &str, message: T) -> Result<tonic::Request<T>, ProfilesError> {
-        let mut request = tonic::Request::new(message);
-        let bearer = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| unavailable(tonic::Status::internal("unusable token")))?;
-        request.metadata_mut().insert("authorization", bearer);
-        Ok(request)
+        bearer_request(token, message).map_err(unavailable)
     }
 
     async fn ask(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use ecrm_auth::TokenSource;
+use ecrm_auth::{TokenSource, bearer_request};
 use ecrm_crypto::MasterKey;
 use ecrm_platform::Db;
 use ecrm_proto::ecrm::privacy::v1 as pb;
@@ -82,17 +82,6 @@ fn result_context(task: &ClaimedTask) -> Vec<u8> {
 /// Where the sealed result of `request`'s `action` at `service` is bound.
 pub fn task_context(request: Uuid, service: &str, action: &str) -> Vec<u8> {
     format!("consent.request_task:{request}:{service}:{action}").into_bytes()
-}
-
-fn authorized<T>(
-    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    message: T,
-) -> Result<tonic::Request<T>, ConsentError> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", bearer.clone());
-    Ok(request)
 }
 
 fn backoff(attempts: i32) -> Duration {
@@ -246,21 +235,20 @@ impl Orchestrator {
             .await
             .map_err(unavailable)?;
         let mut client = PersonalDataClient::new(target.channel.clone());
-        let bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
-            format!("Bearer {token}")
-                .parse()
-                .map_err(|_| ConsentError::Corrupt)?;
         let (subject_id, request_id) = (subject.to_string(), task.request_id.to_string());
         match task.action.as_str() {
             "export" | "verify_erased" => {
                 let records: Vec<pb::ExportResponse> = client
-                    .export(authorized(
-                        &bearer,
-                        pb::ExportRequest {
-                            subject_id,
-                            request_id,
-                        },
-                    )?)
+                    .export(
+                        bearer_request(
+                            &token,
+                            pb::ExportRequest {
+                                subject_id,
+                                request_id,
+                            },
+                        )
+                        .map_err(unavailable)?,
+                    )
                     .await
                     .map_err(unavailable)?
                     .into_inner()
@@ -291,13 +279,16 @@ impl Orchestrator {
             }
             "erase" => {
                 let receipt = client
-                    .erase(authorized(
-                        &bearer,
-                        pb::EraseRequest {
-                            subject_id,
-                            request_id,
-                        },
-                    )?)
+                    .erase(
+                        bearer_request(
+                            &token,
+                            pb::EraseRequest {
+                                subject_id,
+                                request_id,
+                            },
+                        )
+                        .map_err(unavailable)?,
+                    )
                     .await
                     .map_err(unavailable)?
                     .into_inner()
@@ -317,14 +308,17 @@ impl Orchestrator {
             "restrict" | "lift_restriction" => {
                 let restricted = task.action == "restrict";
                 let answer = client
-                    .restrict(authorized(
-                        &bearer,
-                        pb::RestrictRequest {
-                            subject_id,
-                            request_id,
-                            restricted,
-                        },
-                    )?)
+                    .restrict(
+                        bearer_request(
+                            &token,
+                            pb::RestrictRequest {
+                                subject_id,
+                                request_id,
+                                restricted,
+                            },
+                        )
+                        .map_err(unavailable)?,
+                    )
                     .await
                     .map_err(unavailable)?
                     .into_inner();

@@ -577,6 +577,7 @@ async fn a_request_is_carried_out_everywhere(up: &Up, password: &str, subject: &
                 r#type: consent::RequestType::Access.into(),
                 channel: consent::RequestChannel::Email.into(),
                 received_at: None,
+                corrections: vec![],
             },
         ))
         .await

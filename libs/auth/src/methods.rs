@@ -138,6 +138,14 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.profiles.v1.PartnerSync/PullChanges",
         Access::Scope(Scope::ProfilesRead),
     ),
+    (
+        "ecrm.profiles.v1.PartnerSync/PullNotices",
+        Access::Scope(Scope::ProfilesRead),
+    ),
+    (
+        "ecrm.profiles.v1.PartnerSync/AcknowledgeNotices",
+        Access::Scope(Scope::ProfilesRead),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",
@@ -235,6 +243,10 @@ const METHODS: &[(&str, Access)] = &[
     ),
     (
         "ecrm.privacy.v1.PersonalData/Restrict",
+        Access::Scope(Scope::PrivacyExecute),
+    ),
+    (
+        "ecrm.privacy.v1.PersonalData/Rectify",
         Access::Scope(Scope::PrivacyExecute),
     ),
 ];

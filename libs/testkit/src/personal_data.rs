@@ -5,12 +5,12 @@
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
 use ecrm_proto::ecrm::privacy::v1::{
     DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ErasureReceipt, ExportRequest,
-    ExportResponse, RestrictRequest, RestrictResponse,
+    ExportResponse, RectifyRequest, RectifyResponse, RestrictRequest, RestrictResponse,
 };
 use tonic::{Request, Response, Status};
 
-/// Describes no category, exports nothing, erases nothing (with a receipt saying so) and
-/// acknowledges restrictions.
+/// Describes no category, exports nothing, erases nothing (with a receipt saying so),
+/// acknowledges restrictions and holds none of the fields a rectification names.
 #[derive(Debug, Clone, Copy)]
 pub struct NoPersonalData {
     service: &'static str,
@@ -61,6 +61,7 @@ impl PersonalData for NoPersonalData {
                 retained: vec![],
                 completed_at: Some(now()),
                 replayed: false,
+                notified_recipients: vec![],
             }),
         }))
     }
@@ -72,6 +73,24 @@ impl PersonalData for NoPersonalData {
         Ok(Response::new(RestrictResponse {
             restricted: request.into_inner().restricted,
             effective_at: Some(now()),
+            notified_recipients: vec![],
+        }))
+    }
+
+    async fn rectify(
+        &self,
+        request: Request<RectifyRequest>,
+    ) -> Result<Response<RectifyResponse>, Status> {
+        Ok(Response::new(RectifyResponse {
+            service: self.service.to_owned(),
+            applied: vec![],
+            not_held: request
+                .into_inner()
+                .corrections
+                .into_iter()
+                .map(|c| c.field)
+                .collect(),
+            notified_recipients: vec![],
         }))
     }
 }

@@ -193,6 +193,7 @@ fn main() {
                         r#type: pb::RequestType::Erasure.into(),
                         channel: pb::RequestChannel::Web.into(),
                         received_at: None,
+                        corrections: vec![],
                     },
                 ))
                 .await

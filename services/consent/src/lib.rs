@@ -97,7 +97,11 @@ impl Consent {
             task_interval: config.task_interval,
             purposes: Arc::new(purposes::domain::Purposes::new(context.db.clone())),
             ledger,
-            requests: Arc::new(dsr::domain::Requests::new(context.db.clone(), Vec::new())),
+            requests: Arc::new(dsr::domain::Requests::new(
+                context.db.clone(),
+                Vec::new(),
+                config.master_key.0.clone(),
+            )),
             privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
             directory: None,
             verifier,
@@ -113,7 +117,11 @@ impl Consent {
         tokens: Arc<dyn ecrm_auth::TokenSource>,
     ) -> Self {
         let names = servers.iter().map(|s| s.name.clone()).collect();
-        self.requests = Arc::new(dsr::domain::Requests::new(self.context.db.clone(), names));
+        self.requests = Arc::new(dsr::domain::Requests::new(
+            self.context.db.clone(),
+            names,
+            self.master.clone(),
+        ));
         let worker = Arc::new(orchestration::worker::Orchestrator::new(
             self.context.db.clone(),
             servers,

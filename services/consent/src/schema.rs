@@ -108,6 +108,8 @@ pub mod consent {
             next_attempt_at -> Timestamptz,
             sealed_result -> Nullable<Bytea>,
             completed_at -> Nullable<Timestamptz>,
+            notified_recipients -> Array<Nullable<Text>>,
+            corrected_fields -> Array<Nullable<Text>>,
         }
     }
 
@@ -128,6 +130,8 @@ pub mod consent {
             rejection_reason -> Nullable<Text>,
             submitted_by -> Text,
             updated_at -> Timestamptz,
+            sealed_corrections -> Nullable<Bytea>,
+            corrected_fields -> Array<Nullable<Text>>,
         }
     }
 

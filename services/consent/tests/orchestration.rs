@@ -16,7 +16,9 @@ use ecrm_platform::ServiceContext;
 use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::consent::v1 as pb;
 use ecrm_proto::ecrm::consent::v1::data_subject_requests_client::DataSubjectRequestsClient;
+use ecrm_proto::ecrm::privacy::v1 as privacy;
 use ecrm_proto::ecrm::profiles::v1 as profiles;
+use ecrm_proto::ecrm::profiles::v1::partner_sync_client::PartnerSyncClient;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
 use ecrm_testkit::{TestAuth, TestDatabase, TestServer, TokenSpec, start_server};
 use tokio_util::sync::CancellationToken;
@@ -121,6 +123,16 @@ impl Suite {
 
     /// Submits, verifies and approves a request; returns its id.
     async fn approved(&self, subject: &str, kind: pb::RequestType) -> String {
+        self.approved_with(subject, kind, Vec::new()).await
+    }
+
+    /// [`Suite::approved`], with the corrections of a rectification.
+    async fn approved_with(
+        &self,
+        subject: &str,
+        kind: pb::RequestType,
+        corrections: Vec<privacy::Correction>,
+    ) -> String {
         let token = self.officer();
         let id = self
             .requests()
@@ -133,6 +145,7 @@ impl Suite {
                     r#type: kind.into(),
                     channel: pb::RequestChannel::Web.into(),
                     received_at: None,
+                    corrections,
                 },
             ))
             .await
@@ -193,6 +206,80 @@ impl Suite {
 }
 
 impl Suite {
+    /// The subject's profile as customer service reads it.
+    async fn profile(&self, subject: &str) -> profiles::Profile {
+        let mut read = call(
+            &self.auth.token(&TokenSpec::internal(
+                "profiles",
+                [Scope::ProfilesRead].into_iter().collect(),
+            )),
+            profiles::GetProfileRequest {
+                subject: Some(common::SubjectRef {
+                    subject: Some(common::subject_ref::Subject::SubjectId(subject.to_owned())),
+                }),
+            },
+        );
+        read.metadata_mut()
+            .insert("x-ecrm-purpose", "customer_service".parse().unwrap());
+        self.profiles
+            .client(ProfilesClient::new)
+            .get_profile(read)
+            .await
+            .unwrap()
+            .into_inner()
+            .profile
+            .unwrap()
+    }
+
+    fn partner(&self, partner: &str) -> String {
+        self.auth.token(&TokenSpec::partner(
+            "profiles",
+            partner,
+            [Scope::ProfilesRead, Scope::ProfilesWrite]
+                .into_iter()
+                .collect(),
+        ))
+    }
+
+    /// The partner syncs the customer known by `email` under its own reference.
+    async fn partner_syncs(&self, partner: &str, email: &str) -> String {
+        self.profiles
+            .client(PartnerSyncClient::new)
+            .upsert_partner_profile(call(
+                &self.partner(partner),
+                profiles::UpsertPartnerProfileRequest {
+                    external_id: format!("{partner}-42"),
+                    identifiers: vec![profiles::NewIdentifier {
+                        identifier: Some(common::Identifier {
+                            kind: common::IdentifierKind::Email.into(),
+                            value: email.to_owned(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .subject_id
+    }
+
+    /// The partner's pending notices: (kind, subject, fields).
+    async fn notices(&self, partner: &str) -> Vec<profiles::RecipientNotice> {
+        self.profiles
+            .client(PartnerSyncClient::new)
+            .pull_notices(call(
+                &self.partner(partner),
+                profiles::PullNoticesRequest { max_notices: 0 },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .notices
+    }
+
     /// The export bundle: a zip whose manifest is signed by the service's documents key and
     /// names each part with its SHA-256.
     async fn check_bundle(&self, id: &str) {
@@ -443,4 +530,290 @@ async fn a_task_that_fails_is_retried_and_a_restarted_service_finishes_it() {
         done.tasks
     );
     restarted.cancel();
+}
+
+fn correction(field: &str, value_json: &str) -> privacy::Correction {
+    privacy::Correction {
+        field: field.to_owned(),
+        value_json: value_json.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_rectification_reaches_profiles_and_every_recipient_is_told() {
+    let suite = Suite::start().await;
+    let subject = suite.customer("ada@example.com").await;
+    // An airline synced the customer; a hotel synced someone else.
+    assert_eq!(
+        suite.partner_syncs("airline", "ada@example.com").await,
+        subject
+    );
+    suite.partner_syncs("hotel", "bo@example.com").await;
+
+    let id = suite
+        .approved_with(
+            &subject,
+            pb::RequestType::Rectification,
+            vec![
+                correction("given_name", r#""Augusta""#),
+                correction("postal_address", r#"{"lines": ["12 St James's Square"], "locality": "London", "postal_code": "SW1Y 4LE", "country": "GB"}"#),
+                correction("nickname", r#""Countess""#),
+            ],
+        )
+        .await;
+    let done = suite.completed(&id).await;
+    assert_eq!(
+        done.corrected_fields,
+        ["given_name", "postal_address", "nickname"]
+    );
+    let task = &done.tasks[0];
+    assert_eq!(
+        (task.service.as_str(), task.action.as_str()),
+        ("profiles", "rectify")
+    );
+    assert_eq!(task.corrected_fields, ["given_name", "postal_address"]);
+    assert_eq!(task.notified_recipients, ["airline"]);
+    // What no service holds is said, not dropped.
+    let note = &done.history.last().unwrap().note;
+    assert!(note.contains("no service holds nickname"), "{note}");
+
+    let profile = suite.profile(&subject).await;
+    let attributes = profile.attributes.unwrap();
+    assert_eq!(attributes.given_name, "Augusta");
+    assert_eq!(attributes.postal_address.unwrap().locality, "London");
+
+    // The corrections were personal data: once carried out, only the field names stay.
+    let db = suite.database.db(&SERVICE).await.unwrap();
+    let request = uuid::Uuid::parse_str(&id).unwrap();
+    let kept: i64 = db
+        .run(move |conn| {
+            use diesel::prelude::*;
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM requests WHERE id = $1 AND sealed_corrections IS NOT NULL",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(request)
+            .get_result::<Count>(conn)
+            .map(|c| c.n)
+            .map_err(ecrm_platform::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+
+    // The airline is told which fields were corrected; the hotel hears nothing.
+    let notices = suite.notices("airline").await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].kind(), profiles::NoticeKind::Rectified);
+    assert_eq!(notices[0].subject_id, subject);
+    assert_eq!(notices[0].fields, ["given_name", "postal_address"]);
+    assert!(suite.notices("hotel").await.is_empty());
+
+    // A partner acknowledges only its own notices; acknowledged ones are not pulled again.
+    let sync = || suite.profiles.client(PartnerSyncClient::new);
+    let foreign = sync()
+        .acknowledge_notices(call(
+            &suite.partner("hotel"),
+            profiles::AcknowledgeNoticesRequest {
+                notice_ids: vec![notices[0].notice_id.clone()],
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), tonic::Code::NotFound);
+    let acknowledged = sync()
+        .acknowledge_notices(call(
+            &suite.partner("airline"),
+            profiles::AcknowledgeNoticesRequest {
+                notice_ids: vec![notices[0].notice_id.clone()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acknowledged.acknowledged, 1);
+    assert!(suite.notices("airline").await.is_empty());
+}
+
+#[tokio::test]
+async fn restriction_and_erasure_are_notified_to_recipients_and_recorded() {
+    let suite = Suite::start().await;
+    let subject = suite.customer("ada@example.com").await;
+    suite.partner_syncs("airline", "ada@example.com").await;
+
+    let restriction = suite.approved(&subject, pb::RequestType::Restriction).await;
+    let done = suite.completed(&restriction).await;
+    assert_eq!(done.tasks[0].notified_recipients, ["airline"]);
+    let lift = suite
+        .approved(&subject, pb::RequestType::LiftRestriction)
+        .await;
+    suite.completed(&lift).await;
+    let erasure = suite.approved(&subject, pb::RequestType::Erasure).await;
+    let done = suite.completed(&erasure).await;
+    let erase = done.tasks.iter().find(|t| t.action == "erase").unwrap();
+    assert_eq!(erase.notified_recipients, ["airline"]);
+
+    let kinds: Vec<profiles::NoticeKind> = suite
+        .notices("airline")
+        .await
+        .iter()
+        .map(|n| {
+            assert_eq!(n.subject_id, subject);
+            n.kind()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            profiles::NoticeKind::Restricted,
+            profiles::NoticeKind::RestrictionLifted,
+            profiles::NoticeKind::Erased,
+        ]
+    );
+    // The certificate records who was told, and the notices are kept as that record.
+    let certificate = suite
+        .requests()
+        .get_erasure_certificate(call(
+            &suite.officer(),
+            pb::GetErasureCertificateRequest {
+                request_id: erasure.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let document: serde_json::Value = serde_json::from_str(&certificate.certificate_json).unwrap();
+    let receipt = &document["receipts"][0]["receipt"];
+    assert_eq!(receipt["notified_recipients"][0], "airline", "{document}");
+    assert!(
+        receipt["retained"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["category"] == "recipient_notices" && r["count"] == 3),
+        "{document}"
+    );
+}
+
+#[tokio::test]
+async fn a_correction_the_service_refuses_is_not_retried_and_an_operator_completes_it() {
+    let suite = Suite::start().await;
+    let subject = suite.customer("ada@example.com").await;
+    let id = suite
+        .approved_with(
+            &subject,
+            pb::RequestType::Rectification,
+            vec![correction("birth_date", r#""the fifth of May""#)],
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let request = suite.request(&id).await;
+        if request.tasks.iter().any(|t| t.failed) {
+            break request;
+        }
+        assert!(Instant::now() < deadline, "not refused: {request:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let task = &refused.tasks[0];
+    assert!(!task.done);
+    assert!(
+        task.last_error.contains("corrections[0].value_json"),
+        "{task:?}"
+    );
+    assert_eq!(task.attempts, 1);
+    assert_eq!(refused.status(), pb::RequestStatus::InProgress);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(suite.request(&id).await.tasks[0].attempts, 1);
+
+    let completed = suite
+        .requests()
+        .complete_request(call(
+            &suite.officer(),
+            pb::CompleteRequestRequest {
+                request_id: id.clone(),
+                note: "birth date confirmed by phone as 1815-12-10 and corrected by hand"
+                    .to_owned(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap();
+    assert_eq!(completed.status(), pb::RequestStatus::Completed);
+}
+
+#[tokio::test]
+async fn corrections_are_checked_on_submission() {
+    let suite = Suite::start().await;
+    let subject = suite.customer("ada@example.com").await;
+    let submit = |kind: pb::RequestType, corrections: Vec<privacy::Correction>| {
+        let mut requests = suite.requests();
+        let token = suite.officer();
+        let subject = subject.clone();
+        async move {
+            requests
+                .submit_request(call(
+                    &token,
+                    pb::SubmitRequestRequest {
+                        subject: Some(common::SubjectRef {
+                            subject: Some(common::subject_ref::Subject::SubjectId(subject)),
+                        }),
+                        r#type: kind.into(),
+                        channel: pb::RequestChannel::Email.into(),
+                        received_at: None,
+                        corrections,
+                    },
+                ))
+                .await
+                .unwrap_err()
+        }
+    };
+    let cases = [
+        (pb::RequestType::Rectification, vec![], "corrections"),
+        (
+            pb::RequestType::Access,
+            vec![correction("given_name", r#""Ada""#)],
+            "corrections",
+        ),
+        (
+            pb::RequestType::Rectification,
+            vec![correction("given_name", "Ada")],
+            "corrections[0].value_json",
+        ),
+        (
+            pb::RequestType::Rectification,
+            vec![
+                correction("given_name", r#""Ada""#),
+                correction("given_name", r#""Augusta""#),
+            ],
+            "corrections[1].field",
+        ),
+        (
+            pb::RequestType::Rectification,
+            vec![correction("Given Name", r#""Ada""#)],
+            "corrections[0].field",
+        ),
+        (
+            pb::RequestType::Rectification,
+            (0..51)
+                .map(|i| correction(&format!("custom.f{i}"), "1"))
+                .collect(),
+            "corrections",
+        ),
+    ];
+    for (kind, corrections, field) in cases {
+        let status = submit(kind, corrections).await;
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().starts_with(&format!("invalid {field}:")),
+            "{field}: {}",
+            status.message()
+        );
+    }
 }

@@ -72,6 +72,7 @@ async fn export_lists_decisions_and_requests_and_erasure_keeps_them_saying_why()
                 r#type: pb::RequestType::Erasure.into(),
                 channel: pb::RequestChannel::Web.into(),
                 received_at: None,
+                corrections: vec![],
             },
         ))
         .await
@@ -118,7 +119,14 @@ async fn export_lists_decisions_and_requests_and_erasure_keeps_them_saying_why()
     let receipt = erase(request_id.clone(), subject.clone()).await.unwrap();
     assert!(!receipt.replayed);
     let erased: Vec<&str> = receipt.erased.iter().map(|e| e.category.as_str()).collect();
-    assert_eq!(erased, ["consent.restriction", "consent.delivered_exports"]);
+    assert_eq!(
+        erased,
+        [
+            "consent.restriction",
+            "consent.delivered_exports",
+            "consent.pending_corrections"
+        ]
+    );
     let kept: Vec<(&str, u64, bool)> = receipt
         .retained
         .iter()

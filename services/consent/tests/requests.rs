@@ -36,6 +36,7 @@ fn submit(subject: &str, days_ago: i64, kind: pb::RequestType) -> pb::SubmitRequ
             seconds: received.timestamp(),
             nanos: 0,
         }),
+        corrections: vec![],
     }
 }
 
@@ -519,6 +520,7 @@ async fn a_subject_named_by_identifier_is_found_at_profiles() {
         r#type: pb::RequestType::Access.into(),
         channel: pb::RequestChannel::Web.into(),
         received_at: None,
+        corrections: vec![],
     };
     let mut client = consent.client(DataSubjectRequestsClient::new);
     let found = client
@@ -547,7 +549,7 @@ async fn an_operator_completes_what_no_service_carries_out() {
     let harness = Harness::start().await;
     let token = harness.internal();
     let id = harness
-        .submit(submit(&new_subject(), 0, pb::RequestType::Rectification))
+        .submit(submit(&new_subject(), 0, pb::RequestType::Restriction))
         .await
         .unwrap()
         .request_id;
@@ -594,7 +596,7 @@ async fn an_operator_completes_what_no_service_carries_out() {
             &token,
             pb::CompleteRequestRequest {
                 request_id: id.clone(),
-                note: "family name corrected in the shop back office".to_owned(),
+                note: "processing restricted in the shop back office".to_owned(),
             },
         ))
         .await
@@ -609,7 +611,7 @@ async fn an_operator_completes_what_no_service_carries_out() {
             .last()
             .unwrap()
             .note
-            .contains("family name corrected")
+            .contains("processing restricted in the shop")
     );
     let again = harness
         .requests()

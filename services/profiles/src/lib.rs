@@ -13,6 +13,7 @@ mod error;
 mod identifiers;
 mod interactions;
 mod keys;
+mod notices;
 mod partner_sync;
 mod privacy;
 mod profiles;

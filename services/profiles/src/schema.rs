@@ -136,6 +136,19 @@ pub mod profiles {
     }
 
     diesel::table! {
+        profiles.recipient_notices (id) {
+            id -> Uuid,
+            partner_id -> Text,
+            subject_id -> Uuid,
+            kind -> Text,
+            fields -> Array<Nullable<Text>>,
+            request_id -> Uuid,
+            issued_at -> Timestamptz,
+            acknowledged_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
         profiles.subject_keys (subject_id) {
             subject_id -> Uuid,
             wrapped_key -> Bytea,
@@ -158,6 +171,7 @@ pub mod profiles {
         interactions,
         merges,
         profiles,
+        recipient_notices,
         subject_keys,
     );
 }

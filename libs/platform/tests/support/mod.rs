@@ -12,7 +12,7 @@ use ecrm_platform::ServiceDef;
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
 use ecrm_proto::ecrm::privacy::v1::{
     DataCategory, DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ExportRequest,
-    ExportResponse, RestrictRequest, RestrictResponse,
+    ExportResponse, RectifyRequest, RectifyResponse, RestrictRequest, RestrictResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -91,6 +91,15 @@ impl PersonalData for SlowExport {
     ) -> Result<Response<RestrictResponse>, Status> {
         Err(Status::unimplemented(
             "the fixture keeps no data to restrict",
+        ))
+    }
+
+    async fn rectify(
+        &self,
+        _request: Request<RectifyRequest>,
+    ) -> Result<Response<RectifyResponse>, Status> {
+        Err(Status::unimplemented(
+            "the fixture keeps no data to rectify",
         ))
     }
 }

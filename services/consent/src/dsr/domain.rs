@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::PgConnection;
+use ecrm_crypto::MasterKey;
 use ecrm_platform::Db;
 use ecrm_platform::paging::Page;
 use ecrm_proto::ecrm::common::v1::PageResponse;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::deadline::{self, MAX_EXTENSION_MONTHS};
@@ -16,6 +18,93 @@ use crate::caller::Caller;
 use crate::error::ConsentError;
 
 const MAX_REASON_CHARS: usize = 1000;
+/// Corrections one rectification request may carry.
+pub const MAX_CORRECTIONS: usize = 50;
+const MAX_FIELD_CHARS: usize = 100;
+const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// A correction the subject asks for (Art. 16): a field, as the service holding it names it,
+/// and the correct value as JSON (`null` removes an inaccurate value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    pub field: String,
+    pub value_json: String,
+}
+
+/// Checks a request's corrections: RECTIFICATION needs 1 to 50, one per field, each value
+/// JSON; other requests carry none.
+pub fn check_corrections(
+    kind: RequestKind,
+    corrections: &[Correction],
+) -> Result<(), ConsentError> {
+    if kind != RequestKind::Rectification {
+        return if corrections.is_empty() {
+            Ok(())
+        } else {
+            Err(ConsentError::invalid(
+                "corrections",
+                "only a rectification request carries corrections",
+            ))
+        };
+    }
+    if corrections.is_empty() || corrections.len() > MAX_CORRECTIONS {
+        return Err(ConsentError::invalid(
+            "corrections",
+            format!("a rectification names 1 to {MAX_CORRECTIONS} corrections"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, correction) in corrections.iter().enumerate() {
+        let field = &correction.field;
+        if field.is_empty()
+            || field.len() > MAX_FIELD_CHARS
+            || !field.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
+            })
+        {
+            return Err(ConsentError::invalid(
+                format!("corrections[{i}].field"),
+                format!(
+                    "1 to {MAX_FIELD_CHARS} characters among a-z, 0-9, '_', '.' and '-', e.g. \"family_name\""
+                ),
+            ));
+        }
+        if !seen.insert(field.as_str()) {
+            return Err(ConsentError::invalid(
+                format!("corrections[{i}].field"),
+                format!("{field:?} is corrected twice"),
+            ));
+        }
+        if correction.value_json.len() > MAX_VALUE_BYTES
+            || serde_json::from_str::<serde_json::Value>(&correction.value_json).is_err()
+        {
+            return Err(ConsentError::invalid(
+                format!("corrections[{i}].value_json"),
+                format!("a JSON value of at most {MAX_VALUE_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where a request's sealed corrections are bound.
+fn corrections_context(request: Uuid) -> Vec<u8> {
+    format!("consent.request_corrections:{request}").into_bytes()
+}
+
+/// The corrections of a rectification request still to carry out.
+pub fn open_corrections(
+    master: &MasterKey,
+    row: &RequestRow,
+) -> Result<Vec<Correction>, ConsentError> {
+    let sealed = row.sealed_corrections.as_ref().ok_or_else(|| {
+        ConsentError::FailedPrecondition("the request holds no corrections any more".to_owned())
+    })?;
+    let plain = master
+        .open(&corrections_context(row.id), sealed)
+        .map_err(|_| ConsentError::Corrupt)?;
+    serde_json::from_slice(&plain).map_err(|_| ConsentError::Corrupt)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -100,6 +189,8 @@ pub struct NewRequest {
     pub kind: RequestKind,
     pub channel: &'static str,
     pub received_at: DateTime<Utc>,
+    /// Rectification only.
+    pub corrections: Vec<Correction>,
 }
 
 /// A request as stored, with its history and its tasks.
@@ -149,14 +240,17 @@ pub struct Requests {
     targets: Vec<String>,
     /// Wakes the worker when an approval creates tasks.
     tasks_created: Arc<tokio::sync::Notify>,
+    /// Seals the corrections a rectification carries.
+    master: Arc<MasterKey>,
 }
 
 impl Requests {
-    pub fn new(db: Db, targets: Vec<String>) -> Self {
+    pub fn new(db: Db, targets: Vec<String>, master: Arc<MasterKey>) -> Self {
         Self {
             db,
             targets,
             tasks_created: Arc::default(),
+            master,
         }
     }
 
@@ -169,11 +263,28 @@ impl Requests {
         if new.received_at > Utc::now() + chrono::Duration::minutes(5) {
             return Err(ConsentError::invalid("received_at", "is in the future"));
         }
+        check_corrections(new.kind, &new.corrections)?;
+        let id = Uuid::now_v7();
+        let sealed_corrections = if new.corrections.is_empty() {
+            None
+        } else {
+            let plain = serde_json::to_vec(&new.corrections).map_err(|_| ConsentError::Corrupt)?;
+            Some(
+                self.master
+                    .seal(&corrections_context(id), &plain)
+                    .map_err(|_| ConsentError::Corrupt)?,
+            )
+        };
+        let corrected_fields = new
+            .corrections
+            .iter()
+            .map(|c| Some(c.field.clone()))
+            .collect();
         self.db
             .run(move |conn| {
                 let now = Utc::now();
                 let row = RequestRow {
-                    id: Uuid::now_v7(),
+                    id,
                     subject_id: new.subject_id,
                     kind: new.kind.as_str().to_owned(),
                     status: Status::AwaitingVerification.as_str().to_owned(),
@@ -188,6 +299,8 @@ impl Requests {
                     rejection_reason: None,
                     submitted_by: caller.principal.subject.clone(),
                     updated_at: now,
+                    sealed_corrections,
+                    corrected_fields,
                 };
                 store::insert(conn, &row)?;
                 audit(
@@ -269,19 +382,24 @@ impl Requests {
         id: Uuid,
         reason: String,
     ) -> Result<Request, ConsentError> {
-        self.transition(caller, id, move |row| {
-            expect_status(
-                row,
-                &[
-                    Status::AwaitingVerification,
-                    Status::AwaitingApproval,
-                    Status::InProgress,
-                ],
-            )?;
-            row.rejection_reason = Some(reason.clone());
-            row.paused_since = None;
-            Ok((Status::Rejected, format!("rejected: {reason}")))
-        })
+        self.transition_then(
+            caller,
+            id,
+            move |row| {
+                expect_status(
+                    row,
+                    &[
+                        Status::AwaitingVerification,
+                        Status::AwaitingApproval,
+                        Status::InProgress,
+                    ],
+                )?;
+                row.rejection_reason = Some(reason.clone());
+                row.paused_since = None;
+                Ok((Status::Rejected, format!("rejected: {reason}")))
+            },
+            |conn, row| Ok(store::update_forget_corrections(conn, row.id).map(drop)?),
+        )
         .await
     }
 
@@ -324,7 +442,7 @@ impl Requests {
     }
 
     /// An operator marks the request carried out, with a note; refused while a task of it is
-    /// pending.
+    /// pending (tasks a service refused are the operator's to carry out).
     pub async fn complete_by_operator(
         &self,
         caller: Caller,
@@ -342,7 +460,8 @@ impl Requests {
                 ))
             },
             |conn, row| {
-                if crate::orchestration::store::all_done(conn, row.id)? {
+                if crate::orchestration::store::none_pending(conn, row.id)? {
+                    store::update_forget_corrections(conn, row.id)?;
                     Ok(())
                 } else {
                     Err(ConsentError::FailedPrecondition(
@@ -435,15 +554,46 @@ pub fn complete(conn: &mut PgConnection, id: Uuid, note: &str) -> Result<bool, C
     }
     row.status = Status::Completed.as_str().to_owned();
     store::update(conn, &row)?;
+    store::update_forget_corrections(conn, id)?;
+    let mut note = note.to_owned();
+    let uncorrected = uncorrected_fields(conn, &row)?;
+    if !uncorrected.is_empty() {
+        note.push_str(&format!(
+            "; no service holds {}: an operator corrects them or tells the requester",
+            uncorrected.join(", ")
+        ));
+    }
     audit(
         conn,
         &Caller::service(),
         id,
         Some(Status::InProgress),
         Status::Completed,
-        note.to_owned(),
+        note,
     )?;
     Ok(true)
+}
+
+/// The fields a rectification asked to correct that no service corrected.
+fn uncorrected_fields(
+    conn: &mut PgConnection,
+    row: &RequestRow,
+) -> Result<Vec<String>, ConsentError> {
+    if row.corrected_fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let corrected: std::collections::HashSet<String> =
+        crate::orchestration::store::list_by_request(conn, row.id)?
+            .into_iter()
+            .flat_map(|task| task.corrected_fields.into_iter().flatten())
+            .collect();
+    Ok(row
+        .corrected_fields
+        .iter()
+        .flatten()
+        .filter(|field| !corrected.contains(*field))
+        .cloned()
+        .collect())
 }
 
 fn expect_status(row: &RequestRow, allowed: &[Status]) -> Result<(), ConsentError> {

@@ -11,7 +11,7 @@ use ecrm_proto::ecrm::consent::v1::data_subject_requests_server::DataSubjectRequ
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::domain::{self, NewRequest, RequestKind, Requests, check_reason};
+use super::domain::{self, Correction, NewRequest, RequestKind, Requests, check_reason};
 use super::store::RequestFilter;
 use crate::caller::Caller;
 use crate::error::ConsentError;
@@ -132,15 +132,16 @@ fn request_to_proto(request: domain::Request) -> pb::DataSubjectRequest {
     let tasks = request
         .tasks
         .into_iter()
-        .map(
-            |(service, action, state, attempts, last_error)| pb::RequestTask {
-                service,
-                action,
-                done: state == "done",
-                attempts: u32::try_from(attempts).unwrap_or_default(),
-                last_error: last_error.unwrap_or_default(),
-            },
-        )
+        .map(|task| pb::RequestTask {
+            done: task.state == "done",
+            failed: task.state == "failed",
+            attempts: u32::try_from(task.attempts).unwrap_or_default(),
+            last_error: task.last_error.unwrap_or_default(),
+            notified_recipients: task.notified_recipients.into_iter().flatten().collect(),
+            corrected_fields: task.corrected_fields.into_iter().flatten().collect(),
+            service: task.service,
+            action: task.action,
+        })
         .collect();
     let row = request.row;
     pb::DataSubjectRequest {
@@ -174,6 +175,7 @@ fn request_to_proto(request: domain::Request) -> pb::DataSubjectRequest {
             })
             .collect(),
         tasks,
+        corrected_fields: row.corrected_fields.into_iter().flatten().collect(),
     }
 }
 
@@ -263,6 +265,14 @@ impl RequestsApi for RequestsService {
                     kind,
                     channel,
                     received_at,
+                    corrections: body
+                        .corrections
+                        .iter()
+                        .map(|c| Correction {
+                            field: c.field.clone(),
+                            value_json: c.value_json.clone(),
+                        })
+                        .collect(),
                 },
             )
             .await?;

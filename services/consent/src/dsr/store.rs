@@ -24,6 +24,10 @@ pub struct RequestRow {
     pub rejection_reason: Option<String>,
     pub submitted_by: String,
     pub updated_at: DateTime<Utc>,
+    /// Rectification: the corrections, sealed, until the request is carried out.
+    pub sealed_corrections: Option<Vec<u8>>,
+    /// Rectification: the fields to correct.
+    pub corrected_fields: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -148,4 +152,23 @@ pub fn list_by_urgency(
         );
     }
     query.load(conn)
+}
+
+/// Forgets the corrections of a request carried out or rejected: the services hold the
+/// corrected values now.
+pub fn update_forget_corrections(conn: &mut PgConnection, id: Uuid) -> QueryResult<usize> {
+    diesel::update(requests::table.find(id))
+        .set(requests::sealed_corrections.eq(None::<Vec<u8>>))
+        .execute(conn)
+}
+
+/// Forgets the corrections of every request of `subject`: they are its personal data.
+pub fn update_forget_corrections_of(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
+    diesel::update(
+        requests::table
+            .filter(requests::subject_id.eq(subject))
+            .filter(requests::sealed_corrections.is_not_null()),
+    )
+    .set(requests::sealed_corrections.eq(None::<Vec<u8>>))
+    .execute(conn)
 }

@@ -90,22 +90,49 @@ fn claimed(task: &ClaimedTask) -> Claimed<'_> {
         .filter(request_tasks::state.eq("pending"))
 }
 
+/// What a service reported beyond its sealed result, none of it personal data.
+#[derive(Debug, Clone, Default)]
+pub struct Reported {
+    /// The recipients it told (Art. 19).
+    pub notified_recipients: Vec<String>,
+    /// The fields it corrected.
+    pub corrected_fields: Vec<String>,
+}
+
 /// Records the task done; `false` when the claim was lost (the lease ran out and another
 /// worker took it), and nothing is written.
 pub fn update_done(
     conn: &mut PgConnection,
     task: &ClaimedTask,
     sealed_result: &[u8],
+    reported: &Reported,
 ) -> QueryResult<bool> {
+    let texts = |values: &[String]| -> Vec<Option<String>> {
+        values.iter().map(|v| Some(v.clone())).collect()
+    };
     diesel::update(claimed(task))
         .set((
             request_tasks::state.eq("done"),
             request_tasks::sealed_result.eq(sealed_result),
             request_tasks::last_error.eq(None::<String>),
             request_tasks::completed_at.eq(diesel::dsl::now),
+            request_tasks::notified_recipients.eq(texts(&reported.notified_recipients)),
+            request_tasks::corrected_fields.eq(texts(&reported.corrected_fields)),
         ))
         .execute(conn)
         .map(|n| n > 0)
+}
+
+/// Records that the service refused the task: it is not retried. Unless the claim was lost.
+pub fn update_refused(conn: &mut PgConnection, task: &ClaimedTask, error: &str) -> QueryResult<()> {
+    diesel::update(claimed(task))
+        .set((
+            request_tasks::state.eq("failed"),
+            request_tasks::last_error.eq(error),
+            request_tasks::completed_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Records a failed attempt, unless the claim was lost.
@@ -185,20 +212,34 @@ pub fn all_done(conn: &mut PgConnection, request: Uuid) -> QueryResult<bool> {
     .get_result(conn)
 }
 
-/// Every task of a request: service, action, state, attempts, last error.
-pub type TaskState = (String, String, String, i32, Option<String>);
+/// Whether no task of the request waits to be run (each is done or was refused).
+pub fn none_pending(conn: &mut PgConnection, request: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::not(diesel::dsl::exists(
+        request_tasks::table
+            .filter(request_tasks::request_id.eq(request))
+            .filter(request_tasks::state.eq("pending")),
+    )))
+    .get_result(conn)
+}
+
+/// A task of a request as it stands, without its result.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = request_tasks, check_for_backend(diesel::pg::Pg))]
+pub struct TaskState {
+    pub service: String,
+    pub action: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub notified_recipients: Vec<Option<String>>,
+    pub corrected_fields: Vec<Option<String>>,
+}
 
 pub fn list_by_request(conn: &mut PgConnection, request: Uuid) -> QueryResult<Vec<TaskState>> {
     request_tasks::table
         .filter(request_tasks::request_id.eq(request))
         .order((request_tasks::service, request_tasks::action))
-        .select((
-            request_tasks::service,
-            request_tasks::action,
-            request_tasks::state,
-            request_tasks::attempts,
-            request_tasks::last_error,
-        ))
+        .select(TaskState::as_select())
         .load(conn)
 }
 

@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use super::store::{self, ClaimedTask};
-use crate::dsr::domain::{RequestKind, Requests, complete};
-use crate::dsr::store as request_store;
+use super::store::{self, ClaimedTask, Reported};
+use crate::dsr::domain::{RequestKind, Requests, complete, open_corrections};
+use crate::dsr::store::{self as request_store, RequestRow};
 use crate::error::ConsentError;
 
 /// Tasks claimed per round.
@@ -48,9 +48,9 @@ pub fn tasks_for(kind: RequestKind, targets: &[String]) -> Vec<(&str, &'static s
         RequestKind::Erasure => &["erase", "verify_erased"],
         RequestKind::Restriction => &["restrict"],
         RequestKind::LiftRestriction => &["lift_restriction"],
-        // Objections are consent's own, carried out at approval; rectification is carried out
-        // by operators until its own flow exists.
-        RequestKind::Rectification | RequestKind::Objection => &[],
+        RequestKind::Rectification => &["rectify"],
+        // Consent's own, carried out at approval.
+        RequestKind::Objection => &[],
     };
     targets
         .iter()
@@ -82,6 +82,36 @@ fn result_context(task: &ClaimedTask) -> Vec<u8> {
 /// Where the sealed result of `request`'s `action` at `service` is bound.
 pub fn task_context(request: Uuid, service: &str, action: &str) -> Vec<u8> {
     format!("consent.request_task:{request}:{service}:{action}").into_bytes()
+}
+
+/// Whether the service refused the task, so retrying cannot help: it found the request
+/// invalid, the subject gone, or the orchestrator not allowed. Outages and lost tokens are
+/// retried.
+fn is_refusal(error: &ConsentError) -> bool {
+    use tonic::Code;
+    matches!(
+        error,
+        ConsentError::Unavailable { status, .. } if matches!(
+            status.code(),
+            Code::InvalidArgument
+                | Code::NotFound
+                | Code::FailedPrecondition
+                | Code::PermissionDenied
+                | Code::Unimplemented
+                | Code::OutOfRange
+        )
+    )
+}
+
+/// A failed attempt as the request shows it: what the service answered, when it answered.
+/// Our services' messages name the field at fault and carry no personal data.
+fn describe(error: &ConsentError) -> String {
+    match error {
+        ConsentError::Unavailable { status, .. } => {
+            format!("{:?}: {}", status.code(), status.message())
+        }
+        other => other.to_string(),
+    }
 }
 
 fn backoff(attempts: i32) -> Duration {
@@ -158,16 +188,14 @@ impl Orchestrator {
 
     async fn run(&self, task: ClaimedTask) -> Result<(), ConsentError> {
         let request = task.request_id;
-        let subject = self
+        let row = self
             .db
             .run(move |conn| {
-                request_store::find(conn, request)?
-                    .map(|row| row.subject_id)
-                    .ok_or(ConsentError::NotFound("request"))
+                request_store::find(conn, request)?.ok_or(ConsentError::NotFound("request"))
             })
             .await?;
         // Within the lease, so no other worker runs the task while this one still might.
-        let outcome = tokio::time::timeout(TASK_TIMEOUT, self.call(&task, subject))
+        let outcome = tokio::time::timeout(TASK_TIMEOUT, self.call(&task, &row))
             .await
             .unwrap_or_else(|_| {
                 Err(ConsentError::FailedPrecondition(format!(
@@ -176,7 +204,7 @@ impl Orchestrator {
                 )))
             });
         match outcome {
-            Ok(result) => {
+            Ok((result, reported)) => {
                 let sealed = self
                     .master
                     .seal(&result_context(&task), result.to_string().as_bytes())
@@ -186,7 +214,7 @@ impl Orchestrator {
                 // crash or concurrent worker leaves a request in progress with nothing to do.
                 self.db
                     .run(move |conn| {
-                        if store::update_done(conn, &done, &sealed)?
+                        if store::update_done(conn, &done, &sealed, &reported)?
                             && store::all_done(conn, done.request_id)?
                         {
                             complete(conn, done.request_id, COMPLETED)?;
@@ -195,11 +223,20 @@ impl Orchestrator {
                     })
                     .await
             }
+            Err(error) if is_refusal(&error) => {
+                tracing::warn!(request.id = %request, service = %task.service, action = %task.action, error = %error, "request task refused; an operator carries it out");
+                let message = describe(&error);
+                self.db
+                    .run(move |conn| {
+                        Ok::<_, ConsentError>(store::update_refused(conn, &task, &message)?)
+                    })
+                    .await
+            }
             Err(error) => {
                 let next = Utc::now()
                     + chrono::Duration::from_std(backoff(task.attempts)).unwrap_or_default();
                 tracing::warn!(request.id = %request, service = %task.service, action = %task.action, attempts = task.attempts, error = %error, "request task failed; will retry");
-                let message = error.to_string();
+                let message = describe(&error);
                 self.db
                     .run(move |conn| {
                         Ok::<_, ConsentError>(store::update_failed(conn, &task, &message, next)?)
@@ -209,12 +246,13 @@ impl Orchestrator {
         }
     }
 
-    /// Calls the task's service; what it answered, as JSON.
+    /// Calls the task's service; what it answered, as JSON, and what it reported.
     async fn call(
         &self,
         task: &ClaimedTask,
-        subject: Uuid,
-    ) -> Result<serde_json::Value, ConsentError> {
+        request: &RequestRow,
+    ) -> Result<(serde_json::Value, Reported), ConsentError> {
+        let subject = request.subject_id;
         let target = self
             .targets
             .iter()
@@ -256,7 +294,10 @@ impl Orchestrator {
                     .await
                     .map_err(unavailable)?;
                 if task.action == "verify_erased" {
-                    return self.check_erased(task, &records).await;
+                    return Ok((
+                        self.check_erased(task, &records).await?,
+                        Reported::default(),
+                    ));
                 }
                 let documents = records
                     .into_iter()
@@ -275,7 +316,7 @@ impl Orchestrator {
                         }))
                     })
                     .collect::<Result<Vec<_>, ConsentError>>()?;
-                Ok(json!(documents))
+                Ok((json!(documents), Reported::default()))
             }
             "erase" => {
                 let receipt = client
@@ -294,16 +335,23 @@ impl Orchestrator {
                     .into_inner()
                     .receipt
                     .unwrap_or_default();
-                Ok(json!({
-                    "service": receipt.service,
-                    "erased": receipt.erased.iter().map(|e| json!({"category": e.category, "count": e.count})).collect::<Vec<_>>(),
-                    "retained": receipt.retained.iter().map(|r| json!({
-                        "category": r.category,
-                        "count": r.count,
-                        "legal_reason": r.legal_reason,
-                        "pseudonymised": r.pseudonymised,
-                    })).collect::<Vec<_>>(),
-                }))
+                Ok((
+                    json!({
+                        "service": receipt.service,
+                        "erased": receipt.erased.iter().map(|e| json!({"category": e.category, "count": e.count})).collect::<Vec<_>>(),
+                        "retained": receipt.retained.iter().map(|r| json!({
+                            "category": r.category,
+                            "count": r.count,
+                            "legal_reason": r.legal_reason,
+                            "pseudonymised": r.pseudonymised,
+                        })).collect::<Vec<_>>(),
+                        "notified_recipients": receipt.notified_recipients,
+                    }),
+                    Reported {
+                        notified_recipients: receipt.notified_recipients,
+                        ..Reported::default()
+                    },
+                ))
             }
             "restrict" | "lift_restriction" => {
                 let restricted = task.action == "restrict";
@@ -322,7 +370,52 @@ impl Orchestrator {
                     .await
                     .map_err(unavailable)?
                     .into_inner();
-                Ok(json!({ "restricted": answer.restricted }))
+                Ok((
+                    json!({
+                        "restricted": answer.restricted,
+                        "notified_recipients": answer.notified_recipients,
+                    }),
+                    Reported {
+                        notified_recipients: answer.notified_recipients,
+                        ..Reported::default()
+                    },
+                ))
+            }
+            "rectify" => {
+                let corrections = open_corrections(&self.master, request)?
+                    .into_iter()
+                    .map(|c| pb::Correction {
+                        field: c.field,
+                        value_json: c.value_json,
+                    })
+                    .collect();
+                let answer = client
+                    .rectify(
+                        bearer_request(
+                            &token,
+                            pb::RectifyRequest {
+                                subject_id,
+                                request_id,
+                                corrections,
+                            },
+                        )
+                        .map_err(unavailable)?,
+                    )
+                    .await
+                    .map_err(unavailable)?
+                    .into_inner();
+                Ok((
+                    json!({
+                        "service": answer.service,
+                        "applied": answer.applied,
+                        "not_held": answer.not_held,
+                        "notified_recipients": answer.notified_recipients,
+                    }),
+                    Reported {
+                        notified_recipients: answer.notified_recipients,
+                        corrected_fields: answer.applied,
+                    },
+                ))
             }
             other => Err(ConsentError::FailedPrecondition(format!(
                 "unknown task action {other:?}"

@@ -40,6 +40,8 @@ pub const REQUESTS: &str = "consent.requests";
 pub const RESTRICTION: &str = "consent.restriction";
 /// Exports delivered for earlier access requests, kept sealed until the subject is erased.
 pub const DELIVERED_EXPORTS: &str = "consent.delivered_exports";
+/// Corrections of rectification requests not carried out yet.
+pub const PENDING_CORRECTIONS: &str = "consent.pending_corrections";
 const LEDGER_REASON: &str = "GDPR Art. 7(1): the controller must be able to demonstrate consent; \
      the ledger is keyed by subject id only and holds no name or contact details";
 const REQUESTS_REASON: &str = "GDPR Art. 5(2) and 12: records of how data subject requests were \
@@ -133,9 +135,11 @@ impl Privacy {
                 let mut erased = Vec::new();
                 let restriction = store::delete_restriction(conn, subject)?;
                 let exports = crate::orchestration::store::update_forget_exports(conn, subject)?;
+                let corrections = request_store::update_forget_corrections_of(conn, subject)?;
                 if !replayed {
                     erased.push((RESTRICTION, restriction as u64));
                     erased.push((DELIVERED_EXPORTS, exports as u64));
+                    erased.push((PENDING_CORRECTIONS, corrections as u64));
                 }
                 let completed_at =
                     store::find_erasure(conn, request)?.map_or_else(Utc::now, |(_, at)| at);

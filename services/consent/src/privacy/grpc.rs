@@ -129,6 +129,8 @@ impl PersonalData for PersonalDataService {
                     .collect(),
                 completed_at: Some(to_timestamp(receipt.completed_at)),
                 replayed: receipt.replayed,
+                // Consent discloses nothing to partners.
+                notified_recipients: Vec::new(),
             }),
         }))
     }
@@ -148,6 +150,25 @@ impl PersonalData for PersonalDataService {
         Ok(Response::new(pb::RestrictResponse {
             restricted: body.restricted,
             effective_at: Some(to_timestamp(effective_at)),
+            notified_recipients: Vec::new(),
+        }))
+    }
+
+    /// Consent holds nothing a subject could correct: its records are what happened (the
+    /// ledger, the requests), and correcting them would falsify them.
+    async fn rectify(
+        &self,
+        request: Request<pb::RectifyRequest>,
+    ) -> Result<Response<pb::RectifyResponse>, Status> {
+        Caller::of(&request)?;
+        let body = request.get_ref();
+        uuid("subject_id", &body.subject_id)?;
+        uuid("request_id", &body.request_id)?;
+        Ok(Response::new(pb::RectifyResponse {
+            service: SERVICE.to_owned(),
+            applied: Vec::new(),
+            not_held: body.corrections.iter().map(|c| c.field.clone()).collect(),
+            notified_recipients: Vec::new(),
         }))
     }
 }

@@ -48,8 +48,7 @@ pub fn insert_new(
     }
     diesel::insert_into(interactions::table)
         .values(rows)
-        // Untargeted: a duplicate by `(origin, event_id)` or, until the contract migration
-        // drops it, by the older unique `event_id`, is skipped either way.
+        // A duplicate by `(origin, event_id)` is skipped.
         .on_conflict_do_nothing()
         .returning(interactions::id)
         .get_results(conn)

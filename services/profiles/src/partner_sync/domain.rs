@@ -19,6 +19,7 @@ use crate::error::ProfilesError;
 use crate::identifiers::domain::{Identifier, IdentifierKind, NewIdentifier};
 use crate::identifiers::store as identifier_store;
 use crate::keys::SubjectKeys;
+use crate::notices::{self, NoticeRow};
 use crate::profiles::domain::{
     Overwrite, ResolvedWrite, SubjectLookup, check_changes, create_subject, owners, resolve,
     run_resolving,
@@ -251,6 +252,37 @@ impl PartnerSync {
             .run(move |conn| load_shared(conn, &keys, &caller, &partner, wanted, false))
             .await?;
         Ok((shared, next))
+    }
+
+    /// The calling partner's notices not acknowledged yet, oldest first (Art. 19).
+    pub async fn pending_notices(
+        &self,
+        caller: Caller,
+        limit: i64,
+    ) -> Result<Vec<NoticeRow>, ProfilesError> {
+        let partner = caller.require_partner()?;
+        self.db
+            .run(move |conn| Ok::<_, ProfilesError>(notices::pending(conn, &partner, limit)?))
+            .await
+    }
+
+    /// Records that the calling partner acted on its notices `ids`; returns how many were
+    /// pending. An id that is not the partner's notice is NOT_FOUND, and nothing is recorded.
+    pub async fn acknowledge_notices(
+        &self,
+        caller: Caller,
+        ids: Vec<Uuid>,
+    ) -> Result<usize, ProfilesError> {
+        let partner = caller.require_partner()?;
+        self.db
+            .run(move |conn| {
+                let wanted = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+                if notices::count_owned(conn, &partner, &ids)? != wanted {
+                    return Err(ProfilesError::NotFound("notice"));
+                }
+                Ok(notices::acknowledge(conn, &partner, &ids)?)
+            })
+            .await
     }
 
     /// What each of the live, unrestricted `rows` shares with `partner`; subjects sharing

@@ -1,5 +1,7 @@
 //! Export, erasure and restriction of one subject's data, as data subject requests need them.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use ecrm_crypto::BlindIndexKey;
 use ecrm_platform::Db;
@@ -8,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::rectify::{Correction, sort_corrections};
 use crate::access_log::{self, Action};
+use crate::attributes::domain::ValueType;
 use crate::attributes::store as attribute_store;
 use crate::caller::Caller;
 use crate::changes::domain::{ChangeKind, ChangeSignal, NewChange};
@@ -19,13 +23,39 @@ use crate::identifiers::store as identifier_store;
 use crate::interactions::domain::{INTERACTION_TABLE, InteractionKind};
 use crate::interactions::store as interaction_store;
 use crate::keys::{self, SubjectKeys};
-use crate::profiles::domain::{SubjectLookup, lock_live, resolve};
+use crate::notices::{self, NoticeKind};
+use crate::profiles::domain::{
+    Overwrite, SubjectLookup, apply_changes, lock_live, mark_updated, resolve,
+};
 use crate::profiles::store;
 use crate::profiles::view::{self, MERGE_TABLE};
 
 /// Why orders and returns outlive an erasure.
 pub const ACCOUNTING_REASON: &str =
     "accounting records: French Commercial Code art. L123-22, kept 10 years";
+
+/// Why the notices to recipients outlive an erasure.
+pub const NOTICE_REASON: &str =
+    "GDPR Art. 19 and 5(2): the record that each recipient was told; names the subject by id only";
+
+/// The source of values corrected at the subject's request.
+const RECTIFICATION_SOURCE: &str = "rectification";
+
+/// What a rectification did.
+#[derive(Debug, Clone, Default)]
+pub struct Rectified {
+    pub applied: Vec<String>,
+    pub not_held: Vec<String>,
+    pub notified: Vec<String>,
+}
+
+/// A change of restriction, and the recipients told of it.
+#[derive(Debug, Clone)]
+pub struct Restriction {
+    pub restricted: bool,
+    pub since: DateTime<Utc>,
+    pub notified: Vec<String>,
+}
 
 /// One exported record.
 #[derive(Debug, Clone)]
@@ -44,6 +74,8 @@ pub struct Receipt {
     pub completed_at: DateTime<Utc>,
     #[serde(skip)]
     pub replayed: bool,
+    #[serde(default)]
+    pub notified_recipients: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +220,20 @@ impl Privacy {
                         }),
                     });
                 }
+                for r in notices::list_by_subject(conn, subject)? {
+                    records.push(Record {
+                        category: "recipient_notices",
+                        record_id: r.id.to_string(),
+                        document: json!({
+                            "recipient_partner_id": r.partner_id,
+                            "kind": r.kind,
+                            "request_id": r.request_id,
+                            "fields": r.fields.into_iter().flatten().collect::<Vec<_>>(),
+                            "issued_at": r.issued_at,
+                            "acknowledged_at": r.acknowledged_at,
+                        }),
+                    });
+                }
                 // Last, so the export lists the accesses up to and including itself.
                 for r in access_log::list_by_subject(conn, subject)? {
                     records.push(Record {
@@ -231,9 +277,18 @@ impl Privacy {
                     retained: Vec::new(),
                     completed_at: Utc::now(),
                     replayed: false,
+                    notified_recipients: Vec::new(),
                 };
                 if let Some(row) = resolved {
                     let target = lock_live(conn, row.subject_id)?.subject_id;
+                    // Before the disclosures and references that name the recipients go.
+                    receipt.notified_recipients = notices::notify_recipients(
+                        conn,
+                        target,
+                        NoticeKind::Erased,
+                        &[],
+                        request_id,
+                    )?;
                     keys.destroy(conn, target)?;
                     let accounting: Vec<&str> = InteractionKind::ALL
                         .into_iter()
@@ -275,6 +330,16 @@ impl Privacy {
                             pseudonymised: true,
                         });
                     }
+                    let told = notices::list_by_subject(conn, target)?.len();
+                    if told > 0 {
+                        receipt.retained.push(Retained {
+                            category: "recipient_notices".to_owned(),
+                            count: told as u64,
+                            legal_reason: NOTICE_REASON.to_owned(),
+                            retain_until: None,
+                            pseudonymised: true,
+                        });
+                    }
                     change_store::delete_by_subject(conn, target)?;
                     change_store::record(conn, &[NewChange::of(ChangeKind::Erased, target)])?;
                     store::mark_erased(conn, target)?;
@@ -295,41 +360,119 @@ impl Privacy {
         Ok(receipt)
     }
 
-    /// Turns the restriction of processing on or off; returns the state and since when.
+    /// Turns the restriction of processing on or off for `request`, and tells the recipients
+    /// of the subject's data (Art. 19).
     pub async fn restrict(
         &self,
         caller: Caller,
         subject: Uuid,
+        request: Uuid,
         restricted: bool,
-    ) -> Result<(bool, DateTime<Utc>), ProfilesError> {
+    ) -> Result<Restriction, ProfilesError> {
         let lookup_key = self.lookup_key.clone();
         let state = self
             .db
-            .run(
-                move |conn| -> Result<(bool, DateTime<Utc>), ProfilesError> {
-                    let row = resolve(conn, &lookup_key, &SubjectLookup::Id(subject))?
-                        .ok_or(ProfilesError::NotFound("profile"))?;
-                    let row = lock_live(conn, row.subject_id)?;
-                    match (row.restricted_at, restricted) {
-                        (Some(since), true) => return Ok((true, since)),
-                        (None, false) => return Ok((false, row.updated_at)),
-                        _ => {}
+            .run(move |conn| -> Result<Restriction, ProfilesError> {
+                let row = resolve(conn, &lookup_key, &SubjectLookup::Id(subject))?
+                    .ok_or(ProfilesError::NotFound("profile"))?;
+                let row = lock_live(conn, row.subject_id)?;
+                let since = match (row.restricted_at, restricted) {
+                    (Some(since), true) => since,
+                    (None, false) => row.updated_at,
+                    _ => {
+                        let now = Utc::now();
+                        store::update_restricted(conn, row.subject_id, restricted.then_some(now))?;
+                        change_store::record(
+                            conn,
+                            &[NewChange {
+                                restricted: Some(restricted),
+                                ..NewChange::of(ChangeKind::Restricted, row.subject_id)
+                            }],
+                        )?;
+                        access_log::record(conn, &caller, Action::Write, &[row.subject_id])?;
+                        now
                     }
-                    let now = Utc::now();
-                    store::update_restricted(conn, row.subject_id, restricted.then_some(now))?;
-                    change_store::record(
-                        conn,
-                        &[NewChange {
-                            restricted: Some(restricted),
-                            ..NewChange::of(ChangeKind::Restricted, row.subject_id)
-                        }],
-                    )?;
-                    access_log::record(conn, &caller, Action::Write, &[row.subject_id])?;
-                    Ok((restricted, now))
-                },
-            )
+                };
+                let kind = if restricted {
+                    NoticeKind::Restricted
+                } else {
+                    NoticeKind::RestrictionLifted
+                };
+                // Also when the state was already so: a retry of this request after a lost
+                // answer tells no one twice, and a request is never left untold.
+                let notified =
+                    notices::notify_recipients(conn, row.subject_id, kind, &[], request)?;
+                Ok(Restriction {
+                    restricted,
+                    since,
+                    notified,
+                })
+            })
             .await?;
         self.signal.notify_waiters();
         Ok(state)
+    }
+
+    /// Applies the corrections profiles holds (Art. 16) as the subject's current values, and
+    /// tells the recipients of the subject's data which fields were corrected (Art. 19). A
+    /// subject profiles does not know holds none of the fields.
+    pub async fn rectify(
+        &self,
+        caller: Caller,
+        subject: Uuid,
+        request: Uuid,
+        corrections: Vec<Correction>,
+    ) -> Result<Rectified, ProfilesError> {
+        let keys = self.keys.clone();
+        let lookup_key = self.lookup_key.clone();
+        let rectified = self
+            .db
+            .run(move |conn| -> Result<Rectified, ProfilesError> {
+                let Some(row) = resolve(conn, &lookup_key, &SubjectLookup::Id(subject))? else {
+                    return Ok(Rectified {
+                        not_held: corrections.into_iter().map(|c| c.field).collect(),
+                        ..Rectified::default()
+                    });
+                };
+                let subject = lock_live(conn, row.subject_id)?.subject_id;
+                let definitions: HashMap<String, ValueType> =
+                    attribute_store::list_definitions(conn)?
+                        .into_iter()
+                        .filter_map(|row| Some((row.key, ValueType::parse(&row.value_type)?)))
+                        .collect();
+                let (changes, not_held) = sort_corrections(&corrections, &definitions)?;
+                let applied: Vec<String> = changes.iter().map(|c| c.name.to_string()).collect();
+                let key = keys.get(conn, subject)?;
+                if apply_changes(
+                    conn,
+                    &key,
+                    subject,
+                    &changes,
+                    RECTIFICATION_SOURCE,
+                    Overwrite::Any,
+                )? {
+                    mark_updated(conn, subject)?;
+                }
+                access_log::record(conn, &caller, Action::Write, &[subject])?;
+                let notified = if applied.is_empty() {
+                    Vec::new()
+                } else {
+                    notices::notify_recipients(
+                        conn,
+                        subject,
+                        NoticeKind::Rectified,
+                        &applied,
+                        request,
+                    )?
+                };
+                Ok(Rectified {
+                    applied,
+                    not_held,
+                    notified,
+                })
+            })
+            .await?;
+        self.signal.notify_waiters();
+        Ok(rectified)
     }
 }

@@ -13,12 +13,15 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::domain::{Privacy, Receipt};
+use super::rectify::Correction;
 use crate::caller::Caller;
 use crate::error::ProfilesError;
 use crate::interactions::domain::InteractionKind;
 use crate::profiles::grpc::subject_id;
 
 const SERVICE: &str = "profiles";
+/// Corrections one request may carry, as the consent service allows.
+const MAX_CORRECTIONS: usize = 50;
 
 fn request_id(value: &str) -> Result<Uuid, ProfilesError> {
     Uuid::parse_str(value)
@@ -115,6 +118,15 @@ fn categories() -> Vec<pb::DataCategory> {
             &[],
         ),
         category(
+            "recipient_notices",
+            "notices to the partners that received the customer's data of its erasure, restriction or rectification (GDPR Art. 19)",
+            &["accountability"],
+            LawfulBasis::LegalObligation,
+            None,
+            "kept after an erasure, naming the customer by id only",
+            &["the partners notified"],
+        ),
+        category(
             "access_log",
             "who read or changed the customer's data, for which purpose",
             &["accountability"],
@@ -149,6 +161,7 @@ fn receipt_to_proto(receipt: Receipt, request_id: Uuid) -> pb::ErasureReceipt {
             .collect(),
         completed_at: Some(to_timestamp(receipt.completed_at)),
         replayed: receipt.replayed,
+        notified_recipients: receipt.notified_recipients,
     }
 }
 
@@ -214,14 +227,71 @@ impl PersonalData for PersonalDataService {
         let body = request.get_ref();
         let subject = subject_id("subject_id", &body.subject_id)?;
         request_id(&body.request_id)?;
+        let request_id = request_id(&body.request_id)?;
         let caller = Caller::for_request(principal, "PersonalData/Restrict");
-        let (restricted, since) = self
+        let state = self
             .privacy
-            .restrict(caller, subject, body.restricted)
+            .restrict(caller, subject, request_id, body.restricted)
             .await?;
         Ok(Response::new(pb::RestrictResponse {
-            restricted,
-            effective_at: Some(to_timestamp(since)),
+            restricted: state.restricted,
+            effective_at: Some(to_timestamp(state.since)),
+            notified_recipients: state.notified,
         }))
     }
+
+    async fn rectify(
+        &self,
+        request: Request<pb::RectifyRequest>,
+    ) -> Result<Response<pb::RectifyResponse>, Status> {
+        let principal = ecrm_auth::Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let subject = subject_id("subject_id", &body.subject_id)?;
+        let request_id = request_id(&body.request_id)?;
+        let corrections = corrections(&body.corrections)?;
+        let caller = Caller::for_request(principal, "PersonalData/Rectify");
+        let rectified = self
+            .privacy
+            .rectify(caller, subject, request_id, corrections)
+            .await?;
+        Ok(Response::new(pb::RectifyResponse {
+            service: SERVICE.to_owned(),
+            applied: rectified.applied,
+            not_held: rectified.not_held,
+            notified_recipients: rectified.notified,
+        }))
+    }
+}
+
+/// The corrections of a request: at least one, each field once, each value JSON.
+fn corrections(corrections: &[pb::Correction]) -> Result<Vec<Correction>, ProfilesError> {
+    if corrections.is_empty() {
+        return Err(ProfilesError::invalid("corrections", "at least one"));
+    }
+    if corrections.len() > MAX_CORRECTIONS {
+        return Err(ProfilesError::invalid(
+            "corrections",
+            format!("at most {MAX_CORRECTIONS}"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    corrections
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if !seen.insert(c.field.as_str()) {
+                return Err(ProfilesError::invalid(
+                    format!("corrections[{i}].field"),
+                    format!("{:?} is corrected twice", c.field),
+                ));
+            }
+            let value = serde_json::from_str(&c.value_json).map_err(|_| {
+                ProfilesError::invalid(format!("corrections[{i}].value_json"), "not JSON")
+            })?;
+            Ok(Correction {
+                field: c.field.clone(),
+                value,
+            })
+        })
+        .collect()
 }

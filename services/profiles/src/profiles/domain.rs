@@ -386,7 +386,7 @@ pub fn check_readable(row: &ProfileRow, purpose: &Purpose) -> Result<(), Profile
 }
 
 /// Records that a live profile changed: its date, and an `updated` change in the feed.
-fn mark_updated(conn: &mut PgConnection, subject: Uuid) -> Result<(), ProfilesError> {
+pub fn mark_updated(conn: &mut PgConnection, subject: Uuid) -> Result<(), ProfilesError> {
     store::touch(conn, subject)?;
     change_store::record(conn, &[NewChange::of(ChangeKind::Updated, subject)])?;
     Ok(())

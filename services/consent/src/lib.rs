@@ -5,6 +5,7 @@ mod caller;
 mod config;
 mod dsr;
 mod error;
+mod follow;
 mod ledger;
 mod orchestration;
 mod privacy;
@@ -133,6 +134,23 @@ impl Consent {
         self
     }
 
+    /// Follows the profiles change feed at `profiles` (merges, purchases) until the service
+    /// shuts down, reading it with `tokens`.
+    #[must_use]
+    pub fn following_profiles(
+        self,
+        profiles: tonic::transport::Channel,
+        tokens: Arc<dyn ecrm_auth::TokenSource>,
+    ) -> Self {
+        Arc::new(follow::worker::ProfilesFeed::new(
+            self.context.db.clone(),
+            profiles,
+            tokens,
+        ))
+        .spawn(self.context.shutdown.clone());
+        self
+    }
+
     /// Finds subjects named by identifier in `directory` (the profiles service).
     #[must_use]
     pub fn with_directory(mut self, directory: Arc<ProfilesDirectory>) -> Self {
@@ -185,8 +203,9 @@ fn spawn_checkpoints(
     });
 }
 
-/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys and
-/// finding subjects by identifier at the profiles service when one is configured.
+/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys and,
+/// when a profiles service is configured, finding subjects by identifier there and following
+/// its change feed.
 pub async fn build(
     context: ServiceContext,
     config: ConsentConfig,
@@ -205,10 +224,13 @@ pub async fn build(
         .profiles_endpoint()
         .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
     if let Some(profiles) = profiles {
-        consent = consent.with_directory(Arc::new(ProfilesDirectory::new(
-            profiles.connect_lazy(),
-            tokens.clone(),
-        )));
+        let profiles = profiles.connect_lazy();
+        consent = consent
+            .with_directory(Arc::new(ProfilesDirectory::new(
+                profiles.clone(),
+                tokens.clone(),
+            )))
+            .following_profiles(profiles, tokens.clone());
     }
     let servers = config
         .personal_data_endpoints()

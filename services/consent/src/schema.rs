@@ -31,6 +31,14 @@ pub mod consent {
     }
 
     diesel::table! {
+        consent.feed_cursors (feed) {
+            feed -> Text,
+            cursor -> Text,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         consent.ledger (id) {
             id -> Uuid,
             subject_id -> Uuid,
@@ -66,6 +74,14 @@ pub mod consent {
             subject_id -> Uuid,
             request_id -> Uuid,
             objected_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        consent.purchases (subject_id) {
+            subject_id -> Uuid,
+            first_purchase_at -> Timestamptz,
+            last_purchase_at -> Timestamptz,
         }
     }
 
@@ -144,6 +160,14 @@ pub mod consent {
         }
     }
 
+    diesel::table! {
+        consent.subject_merges (merged_subject_id) {
+            merged_subject_id -> Uuid,
+            into_subject_id -> Uuid,
+            merged_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(ledger -> purposes (purpose_key));
     diesel::joinable!(notices -> purposes (purpose_key));
     diesel::joinable!(request_events -> requests (request_id));
@@ -153,13 +177,16 @@ pub mod consent {
         checkpoint_heads,
         checkpoints,
         erasures,
+        feed_cursors,
         ledger,
         notices,
         objections,
+        purchases,
         purposes,
         request_events,
         request_tasks,
         requests,
         restrictions,
+        subject_merges,
     );
 }

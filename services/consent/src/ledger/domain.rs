@@ -19,6 +19,8 @@ use super::store::{self, EntryRow};
 use crate::caller::Caller;
 use crate::dsr::objection;
 use crate::error::ConsentError;
+use crate::follow::domain as follow;
+use crate::follow::store as follow_store;
 use crate::privacy::store as privacy_store;
 use crate::purposes::domain::{self as purposes, Channel, LawfulBasis};
 use crate::purposes::store as purpose_store;
@@ -68,6 +70,8 @@ pub struct NewDecision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     Granted,
+    /// An existing customer, for a soft opt-in purpose, who neither withdrew nor objected.
+    SoftOptIn,
     Contract,
     OtherLawfulBasis,
     Withdrawn,
@@ -83,15 +87,17 @@ impl Reason {
     pub fn allowed(self) -> bool {
         matches!(
             self,
-            Reason::Granted | Reason::Contract | Reason::OtherLawfulBasis
+            Reason::Granted | Reason::SoftOptIn | Reason::Contract | Reason::OtherLawfulBasis
         )
     }
 }
 
-/// What the subject's latest decision for one purpose and channel means now.
+/// What the subject's latest decision for one purpose and channel means now; `purchased`
+/// when the subject is an existing customer.
 pub fn reason(
     basis: LawfulBasis,
     latest: Option<(Decision, Option<DateTime<Utc>>)>,
+    purchased: bool,
     now: DateTime<Utc>,
 ) -> Reason {
     match (basis, latest) {
@@ -103,6 +109,7 @@ pub fn reason(
             | LawfulBasis::LegitimateInterest,
             _,
         ) => Reason::OtherLawfulBasis,
+        (LawfulBasis::SoftOptIn, None) if purchased => Reason::SoftOptIn,
         (LawfulBasis::Consent | LawfulBasis::SoftOptIn, None) => Reason::NeverAsked,
         (_, Some((Decision::Withdrawn, _))) => Reason::Withdrawn,
         (_, Some((Decision::Granted, Some(expiry)))) if expiry <= now => Reason::Expired,
@@ -157,17 +164,31 @@ impl Ledger {
         self.checkpoint_key.public_key().as_ref().to_vec()
     }
 
-    /// Appends `new` to its subject's chain; effective as soon as this returns.
-    pub async fn record(&self, caller: Caller, new: NewDecision) -> Result<EntryRow, ConsentError> {
-        self.db.run(move |conn| append(conn, &caller, &new)).await
+    /// Appends `new` to its subject's chain (the survivor's, for a subject merged into
+    /// another); effective as soon as this returns.
+    pub async fn record(
+        &self,
+        caller: Caller,
+        mut new: NewDecision,
+    ) -> Result<EntryRow, ConsentError> {
+        self.db
+            .run(move |conn| {
+                new.subject_id = follow::survivor(conn, new.subject_id)?;
+                append(conn, &caller, &new)
+            })
+            .await
     }
 
     /// The decision in force for each purpose and channel the subject was asked about.
+    /// A subject merged into another answers with the survivor's.
     pub async fn state(&self, subject: Uuid) -> Result<Vec<State>, ConsentError> {
         let now = Utc::now();
         let rows = self
             .db
-            .run(move |conn| Ok::<_, ConsentError>(store::list_latest_by_subject(conn, subject)?))
+            .run(move |conn| {
+                let subject = follow::survivor(conn, subject)?;
+                Ok::<_, ConsentError>(store::list_latest_by_subject(conn, subject)?)
+            })
             .await?;
         Ok(rows
             .into_iter()
@@ -180,7 +201,7 @@ impl Ledger {
     }
 
     /// For each of `subjects`, in order: whether it may be processed for the purpose on the
-    /// channel, and why.
+    /// channel, and why. A subject merged into another answers with the survivor's.
     pub async fn check(
         &self,
         purpose_key: String,
@@ -198,6 +219,10 @@ impl Ledger {
                         format!("not a channel of the purpose {purpose_key:?}"),
                     ));
                 }
+                let asked = subjects;
+                let survivors = follow_store::list_survivors(conn, &asked)?;
+                let effective = |s: &Uuid| survivors.get(s).copied().unwrap_or(*s);
+                let subjects: Vec<Uuid> = asked.iter().map(effective).collect();
                 let mut recorded: HashMap<Uuid, (Decision, DateTime<Utc>)> = HashMap::new();
                 let latest: HashMap<Uuid, (Decision, Option<DateTime<Utc>>)> = if purpose
                     .lawful_basis
@@ -219,15 +244,23 @@ impl Ledger {
                     privacy_store::list_restricted(conn, &subjects)?
                         .into_iter()
                         .collect();
-                let objected = if purpose.direct_marketing {
-                    objection::list_objected(conn, &subjects)?
+                // Soft opt-in is direct marketing whatever the purpose says.
+                let objected =
+                    if purpose.direct_marketing || purpose.lawful_basis == LawfulBasis::SoftOptIn {
+                        objection::list_objected(conn, &subjects)?
+                    } else {
+                        HashMap::new()
+                    };
+                let purchasers = if purpose.lawful_basis == LawfulBasis::SoftOptIn {
+                    follow_store::list_purchasers(conn, &subjects)?
                 } else {
-                    HashMap::new()
+                    std::collections::HashSet::new()
                 };
                 let now = Utc::now();
-                Ok(subjects
+                Ok(asked
                     .iter()
-                    .map(|s| {
+                    .map(|asked| {
+                        let s = &effective(asked);
                         // An objection stands until the subject grants the purpose again.
                         let regranted = |objected_at: &DateTime<Utc>| {
                             recorded.get(s).is_some_and(|(decision, at)| {
@@ -239,9 +272,14 @@ impl Ledger {
                         } else if objected.get(s).is_some_and(|at| !regranted(at)) {
                             Reason::Objected
                         } else {
-                            reason(purpose.lawful_basis, latest.get(s).copied(), now)
+                            reason(
+                                purpose.lawful_basis,
+                                latest.get(s).copied(),
+                                purchasers.contains(s),
+                                now,
+                            )
                         };
-                        (*s, why)
+                        (*asked, why)
                     })
                     .collect())
             })
@@ -477,8 +515,21 @@ mod tests {
             (LawfulBasis::LegalObligation, None, Reason::OtherLawfulBasis),
         ];
         for (basis, latest, expected) in cases {
-            assert_eq!(reason(basis, latest, now), expected, "{basis:?} {latest:?}");
+            assert_eq!(
+                reason(basis, latest, false, now),
+                expected,
+                "{basis:?} {latest:?}"
+            );
         }
         assert!(Reason::Granted.allowed() && !Reason::Expired.allowed());
+        // Soft opt-in: an existing customer who said nothing; a withdrawal still ends it.
+        let soft = LawfulBasis::SoftOptIn;
+        assert_eq!(reason(soft, None, true, now), Reason::SoftOptIn);
+        assert_eq!(reason(soft, None, false, now), Reason::NeverAsked);
+        assert_eq!(
+            reason(soft, Some((Decision::Withdrawn, None)), true, now),
+            Reason::Withdrawn
+        );
+        assert!(Reason::SoftOptIn.allowed());
     }
 }

@@ -155,6 +155,7 @@ fn entry_to_proto(row: EntryRow) -> pb::LedgerEntry {
 fn reason_to_proto(reason: Reason) -> pb::Reason {
     match reason {
         Reason::Granted => pb::Reason::Granted,
+        Reason::SoftOptIn => pb::Reason::SoftOptIn,
         Reason::Contract => pb::Reason::Contract,
         Reason::OtherLawfulBasis => pb::Reason::OtherLawfulBasis,
         Reason::Withdrawn => pb::Reason::Withdrawn,

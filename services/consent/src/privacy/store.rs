@@ -75,3 +75,15 @@ pub fn find_erasure(
 pub fn delete_restriction(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
     diesel::delete(restrictions::table.find(subject)).execute(conn)
 }
+
+/// The request that last set or lifted the subject's restriction.
+pub fn find_restriction_request(
+    conn: &mut PgConnection,
+    subject: Uuid,
+) -> QueryResult<Option<Uuid>> {
+    restrictions::table
+        .find(subject)
+        .select(restrictions::request_id)
+        .first(conn)
+        .optional()
+}

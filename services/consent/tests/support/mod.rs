@@ -9,6 +9,8 @@
     reason = "a test fails by panicking, helpers included"
 )]
 
+use std::sync::Arc;
+
 use ecrm_auth::{Scope, Scopes};
 use ecrm_consent::{Consent, ConsentConfig, SERVICE};
 use ecrm_crypto::MasterKey;
@@ -25,8 +27,8 @@ use tonic::transport::Channel;
 pub struct Harness {
     pub database: TestDatabase,
     pub server: TestServer,
-    pub auth: TestAuth,
-    shutdown: CancellationToken,
+    pub auth: Arc<TestAuth>,
+    pub shutdown: CancellationToken,
 }
 
 impl Drop for Harness {
@@ -38,15 +40,9 @@ impl Drop for Harness {
 impl Harness {
     pub async fn start() -> Self {
         let database = TestDatabase::new(&[&SERVICE]).await;
-        let auth = TestAuth::new();
+        let auth = Arc::new(TestAuth::new());
         let shutdown = CancellationToken::new();
-        let db = database.db(&SERVICE).await.unwrap();
-        let consent = Consent::new(
-            &ServiceContext::new(db, shutdown.clone()),
-            &ConsentConfig::new(std::sync::Arc::new(MasterKey::generate().unwrap().0)),
-            auth.verifier("consent").await,
-        )
-        .unwrap();
+        let consent = consent(&database, &auth, shutdown.clone()).await;
         let server = start_server(consent.routes()).await.unwrap();
         Self {
             database,
@@ -54,6 +50,43 @@ impl Harness {
             auth,
             shutdown,
         }
+    }
+
+    /// Consent following a profiles service that runs on the same database; returns the
+    /// profiles server too.
+    pub async fn start_following_profiles() -> (Self, TestServer) {
+        let database = TestDatabase::new(&[&SERVICE, &ecrm_profiles::SERVICE]).await;
+        let auth = Arc::new(TestAuth::new());
+        let shutdown = CancellationToken::new();
+        let profiles = ecrm_profiles::Profiles::new(
+            ServiceContext::new(
+                database.db(&ecrm_profiles::SERVICE).await.unwrap(),
+                shutdown.clone(),
+            ),
+            ecrm_profiles::ProfilesConfig::new(Arc::new(MasterKey::generate().unwrap().0)),
+            auth.verifier("profiles").await,
+        )
+        .unwrap();
+        let profiles = start_server(profiles.routes()).await.unwrap();
+        let server = serve_following(&database, &auth, &profiles, shutdown.clone()).await;
+        (
+            Self {
+                database,
+                server,
+                auth,
+                shutdown,
+            },
+            profiles,
+        )
+    }
+
+    /// Stops this consent service and starts another on the same database, following
+    /// `profiles`, as a restart would.
+    pub async fn restart_following(&mut self, profiles: &TestServer) {
+        self.shutdown.cancel();
+        self.shutdown = CancellationToken::new();
+        self.server =
+            serve_following(&self.database, &self.auth, profiles, self.shutdown.clone()).await;
     }
 
     pub fn purposes(&self) -> PurposesClient<Channel> {
@@ -174,6 +207,28 @@ impl Harness {
         .await
         .unwrap();
     }
+}
+
+async fn consent(database: &TestDatabase, auth: &TestAuth, shutdown: CancellationToken) -> Consent {
+    let db = database.db(&SERVICE).await.unwrap();
+    Consent::new(
+        &ServiceContext::new(db, shutdown),
+        &ConsentConfig::new(Arc::new(MasterKey::generate().unwrap().0)),
+        auth.verifier("consent").await,
+    )
+    .unwrap()
+}
+
+async fn serve_following(
+    database: &TestDatabase,
+    auth: &Arc<TestAuth>,
+    profiles: &TestServer,
+    shutdown: CancellationToken,
+) -> TestServer {
+    let consent = consent(database, auth, shutdown)
+        .await
+        .following_profiles(profiles.channel(), auth.clone());
+    start_server(consent.routes()).await.unwrap()
 }
 
 pub fn purpose(key: &str, basis: common::LawfulBasis, channels: &[pb::Channel]) -> pb::Purpose {

@@ -1,0 +1,3 @@
+DROP TABLE purchases;
+DROP TABLE subject_merges;
+DROP TABLE feed_cursors;

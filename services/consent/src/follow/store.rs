@@ -1,0 +1,117 @@
+//! The `feed_cursors`, `subject_merges` and `purchases` tables.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::Timestamptz;
+use uuid::Uuid;
+
+use crate::schema::consent::{feed_cursors, purchases, subject_merges};
+
+pub fn find_cursor(conn: &mut PgConnection, feed: &str) -> QueryResult<Option<String>> {
+    feed_cursors::table
+        .find(feed)
+        .select(feed_cursors::cursor)
+        .first(conn)
+        .optional()
+}
+
+pub fn upsert_cursor(conn: &mut PgConnection, feed: &str, cursor: &str) -> QueryResult<()> {
+    diesel::insert_into(feed_cursors::table)
+        .values((feed_cursors::feed.eq(feed), feed_cursors::cursor.eq(cursor)))
+        .on_conflict(feed_cursors::feed)
+        .do_update()
+        .set((
+            feed_cursors::cursor.eq(cursor),
+            feed_cursors::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records that `merged` is `into` now; subjects merged into `merged` before follow it.
+pub fn insert_merge(
+    conn: &mut PgConnection,
+    merged: Uuid,
+    into: Uuid,
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(subject_merges::table.filter(subject_merges::into_subject_id.eq(merged)))
+        .set(subject_merges::into_subject_id.eq(into))
+        .execute(conn)?;
+    diesel::insert_into(subject_merges::table)
+        .values((
+            subject_merges::merged_subject_id.eq(merged),
+            subject_merges::into_subject_id.eq(into),
+            subject_merges::merged_at.eq(at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .map(drop)
+}
+
+/// The subject each of `subjects` that was merged away is now; the others are left out.
+pub fn list_survivors(
+    conn: &mut PgConnection,
+    subjects: &[Uuid],
+) -> QueryResult<HashMap<Uuid, Uuid>> {
+    Ok(subject_merges::table
+        .filter(subject_merges::merged_subject_id.eq_any(subjects))
+        .select((
+            subject_merges::merged_subject_id,
+            subject_merges::into_subject_id,
+        ))
+        .load::<(Uuid, Uuid)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Records purchases made between `first` and `last`.
+pub fn upsert_purchase(
+    conn: &mut PgConnection,
+    subject: Uuid,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(purchases::table)
+        .values((
+            purchases::subject_id.eq(subject),
+            purchases::first_purchase_at.eq(first),
+            purchases::last_purchase_at.eq(last),
+        ))
+        .on_conflict(purchases::subject_id)
+        .do_update()
+        .set((
+            purchases::first_purchase_at.eq(sql::<Timestamptz>(
+                "LEAST(purchases.first_purchase_at, excluded.first_purchase_at)",
+            )),
+            purchases::last_purchase_at.eq(sql::<Timestamptz>(
+                "GREATEST(purchases.last_purchase_at, excluded.last_purchase_at)",
+            )),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn find_purchases(
+    conn: &mut PgConnection,
+    subject: Uuid,
+) -> QueryResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    purchases::table
+        .find(subject)
+        .select((purchases::first_purchase_at, purchases::last_purchase_at))
+        .first(conn)
+        .optional()
+}
+
+/// Those of `subjects` who bought something.
+pub fn list_purchasers(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<HashSet<Uuid>> {
+    Ok(purchases::table
+        .filter(purchases::subject_id.eq_any(subjects))
+        .select(purchases::subject_id)
+        .load::<Uuid>(conn)?
+        .into_iter()
+        .collect())
+}

@@ -189,6 +189,10 @@ const METHODS: &[(&str, Access)] = &[
         Access::Scope(Scope::DsrManage),
     ),
     (
+        "ecrm.consent.v1.Consents/WatchConsentChanges",
+        Access::Scope(Scope::ConsentRead),
+    ),
+    (
         "ecrm.consent.v1.DataSubjectRequests/SubmitRequest",
         Access::Scope(Scope::DsrSubmit),
     ),

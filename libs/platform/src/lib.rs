@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod feed;
 pub mod paging;
 pub mod propagation;
 pub mod server;

@@ -75,6 +75,7 @@ impl Consent {
         let ledger = Arc::new(ledger::domain::Ledger::new(
             context.db.clone(),
             Arc::new(key),
+            context.shutdown.clone(),
         ));
         spawn_checkpoints(
             ledger.clone(),

@@ -1,6 +1,12 @@
 // @generated automatically by Diesel CLI.
 
 pub mod consent {
+    pub mod sql_types {
+        #[derive(diesel::sql_types::SqlType)]
+        #[diesel(postgres_type(name = "xid8", schema = "pg_catalog"))]
+        pub struct Xid8;
+    }
+
     diesel::table! {
         consent.checkpoint_heads (checkpoint_id, subject_id) {
             checkpoint_id -> Uuid,
@@ -39,6 +45,9 @@ pub mod consent {
     }
 
     diesel::table! {
+        use diesel::sql_types::*;
+        use super::sql_types::Xid8;
+
         consent.ledger (id) {
             id -> Uuid,
             subject_id -> Uuid,
@@ -57,6 +66,8 @@ pub mod consent {
             recorded_at -> Timestamptz,
             previous_hash -> Bytea,
             hash -> Bytea,
+            tx -> Xid8,
+            feed_seq -> Int8,
         }
     }
 

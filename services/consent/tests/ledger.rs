@@ -3,6 +3,7 @@
 
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     reason = "a test fails by panicking, helpers included"
 )]
 
@@ -602,4 +603,111 @@ async fn an_altered_checkpoint_is_reported() {
     let altered = verify(&harness).await;
     assert!(!altered.intact);
     assert!(altered.problem.contains("digest"), "{}", altered.problem);
+}
+
+/// Opens a watch from `cursor` on `purposes`.
+async fn watch(
+    harness: &Harness,
+    cursor: &str,
+    purposes: &[&str],
+) -> Result<tonic::Streaming<pb::WatchConsentChangesResponse>, tonic::Status> {
+    harness
+        .consents()
+        .watch_consent_changes(call(
+            &harness.internal(),
+            pb::WatchConsentChangesRequest {
+                cursor: cursor.to_owned(),
+                purpose_keys: purposes.iter().map(|p| (*p).to_owned()).collect(),
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn next(
+    stream: &mut tonic::Streaming<pb::WatchConsentChangesResponse>,
+) -> (String, pb::LedgerEntry) {
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .expect("an entry within 10 s")
+        .unwrap()
+        .unwrap();
+    (message.cursor, message.entry.unwrap())
+}
+
+#[tokio::test]
+async fn watching_gives_every_entry_once_in_order_and_resumes_from_a_cursor() {
+    let harness = Harness::start().await;
+    let notice = newsletter(&harness).await;
+    harness
+        .define(
+            "surveys",
+            common::LawfulBasis::Consent,
+            &[pb::Channel::Email],
+        )
+        .await;
+    let surveys = harness.notice("surveys", "Short surveys.").await;
+    let (ada, bo) = (new_subject(), new_subject());
+    harness
+        .record(grant(&ada, "newsletter", &notice))
+        .await
+        .unwrap();
+    harness
+        .record(grant(&ada, "surveys", &surveys))
+        .await
+        .unwrap();
+    harness
+        .record(grant(&bo, "newsletter", &notice))
+        .await
+        .unwrap();
+
+    // Only the newsletter, from the start: what was recorded, then what comes.
+    let mut stream = watch(&harness, "", &["newsletter"]).await.unwrap();
+    let (_, first) = next(&mut stream).await;
+    let (after_bo, second) = next(&mut stream).await;
+    assert_eq!(
+        [
+            (first.subject_id.as_str(), first.decision()),
+            (second.subject_id.as_str(), second.decision())
+        ],
+        [
+            (ada.as_str(), pb::Decision::Granted),
+            (bo.as_str(), pb::Decision::Granted)
+        ]
+    );
+    harness.record(withdraw(&ada, "newsletter")).await.unwrap();
+    let (_, third) = next(&mut stream).await;
+    assert_eq!(
+        (third.subject_id.as_str(), third.decision()),
+        (ada.as_str(), pb::Decision::Withdrawn)
+    );
+    assert_eq!(third.purpose_key, "newsletter");
+    drop(stream);
+
+    // Resuming after Bo's grant gives the withdrawal, and nothing before it.
+    let mut resumed = watch(&harness, &after_bo, &[]).await.unwrap();
+    let (_, again) = next(&mut resumed).await;
+    assert_eq!(again.entry_id, third.entry_id);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), resumed.message())
+            .await
+            .is_err(),
+        "nothing else was recorded"
+    );
+
+    // Every purpose, from the start: all four entries.
+    let mut all = watch(&harness, "", &[]).await.unwrap();
+    let mut purposes = Vec::new();
+    for _ in 0..4 {
+        purposes.push(next(&mut all).await.1.purpose_key);
+    }
+    assert_eq!(
+        purposes,
+        ["newsletter", "surveys", "newsletter", "newsletter"]
+    );
+
+    let bad = watch(&harness, "not a cursor", &[]).await.unwrap_err();
+    assert_eq!(bad_field(&bad), "cursor");
+    let bad = watch(&harness, "", &["Not A Key"]).await.unwrap_err();
+    assert_eq!(bad_field(&bad), "purpose_keys[0]");
 }

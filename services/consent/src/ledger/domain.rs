@@ -5,9 +5,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
+use std::time::Duration;
+
 use ecrm_platform::Db;
+use ecrm_platform::feed::{FeedCursor, FollowOptions, follow};
 use ecrm_platform::paging::Page;
 use ecrm_proto::ecrm::common::v1::PageResponse;
+use futures::Stream;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -146,11 +151,58 @@ pub struct Verification {
 pub struct Ledger {
     db: Db,
     checkpoint_key: Arc<Ed25519KeyPair>,
+    /// Wakes this process's watchers when an entry is recorded.
+    recorded: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
 }
 
+/// How often watchers read again without being woken: entries written by other replicas, by
+/// objections and by merges.
+const WATCH_POLL: Duration = Duration::from_secs(1);
+/// Entries read per query while watching.
+const WATCH_BATCH: usize = 500;
+
 impl Ledger {
-    pub fn new(db: Db, checkpoint_key: Arc<Ed25519KeyPair>) -> Self {
-        Self { db, checkpoint_key }
+    pub fn new(db: Db, checkpoint_key: Arc<Ed25519KeyPair>, shutdown: CancellationToken) -> Self {
+        Self {
+            db,
+            checkpoint_key,
+            recorded: Arc::default(),
+            shutdown,
+        }
+    }
+
+    /// Every entry after `cursor` (of `purposes`, all when empty) in commit order, then new
+    /// ones as they are recorded, until the caller goes away or the service shuts down.
+    pub fn watch(
+        &self,
+        cursor: FeedCursor,
+        purposes: Vec<String>,
+    ) -> impl Stream<Item = Result<(FeedCursor, EntryRow), tonic::Status>> + Send + use<> {
+        let options = FollowOptions {
+            signal: self.recorded.clone(),
+            poll_interval: WATCH_POLL,
+            shutdown: self.shutdown.clone(),
+            batch: WATCH_BATCH,
+        };
+        let db = self.db.clone();
+        follow(cursor, options, move |after, limit| {
+            let (db, purposes) = (db.clone(), purposes.clone());
+            async move {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let entries = db
+                    .run(move |conn| {
+                        Ok::<_, ConsentError>(store::list_feed_after(
+                            conn, after, &purposes, limit,
+                        )?)
+                    })
+                    .await?;
+                Ok(entries
+                    .into_iter()
+                    .map(|(cursor, entry)| (cursor, (cursor, entry)))
+                    .collect())
+            }
+        })
     }
 
     /// Signs every chain's head now, unless none moved since the latest checkpoint.
@@ -171,12 +223,15 @@ impl Ledger {
         caller: Caller,
         mut new: NewDecision,
     ) -> Result<EntryRow, ConsentError> {
-        self.db
+        let entry = self
+            .db
             .run(move |conn| {
                 new.subject_id = follow::survivor(conn, new.subject_id)?;
                 append(conn, &caller, &new)
             })
-            .await
+            .await?;
+        self.recorded.notify_waiters();
+        Ok(entry)
     }
 
     /// The decision in force for each purpose and channel the subject was asked about.

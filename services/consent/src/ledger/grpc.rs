@@ -1,11 +1,14 @@
 //! `ecrm.consent.v1.Consents`: decode, call the domain, encode.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use ecrm_platform::feed::FeedCursor;
 use ecrm_platform::paging::Page;
 use ecrm_platform::time::{from_timestamp, to_timestamp, to_timestamp_opt};
 use ecrm_proto::ecrm::consent::v1 as pb;
 use ecrm_proto::ecrm::consent::v1::consents_server::Consents as ConsentsApi;
+use futures::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -19,6 +22,11 @@ use crate::purposes::grpc::{channel_from_proto, channel_to_proto};
 const MAX_COLLECTION_POINT_CHARS: usize = 64;
 const MAX_USER_AGENT_CHARS: usize = 512;
 const MAX_FORM_ID_CHARS: usize = 128;
+/// Purposes one watch may name.
+const MAX_WATCHED_PURPOSES: usize = 100;
+
+type WatchStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchConsentChangesResponse, Status>> + Send>>;
 
 fn subject_id(field: &str, value: &str) -> Result<Uuid, ConsentError> {
     Uuid::parse_str(value).map_err(|_| ConsentError::invalid(field, "not a subject id (a UUID)"))
@@ -313,5 +321,41 @@ impl ConsentsApi for ConsentsService {
             created,
             public_key: hex::encode(self.ledger.checkpoint_public_key()),
         }))
+    }
+
+    type WatchConsentChangesStream = WatchStream;
+
+    async fn watch_consent_changes(
+        &self,
+        request: Request<pb::WatchConsentChangesRequest>,
+    ) -> Result<Response<Self::WatchConsentChangesStream>, Status> {
+        Caller::of(&request)?;
+        let body = request.get_ref();
+        let cursor = FeedCursor::decode(&body.cursor)
+            .ok_or_else(|| ConsentError::invalid("cursor", "not a cursor from this service"))?;
+        if body.purpose_keys.len() > MAX_WATCHED_PURPOSES {
+            return Err(ConsentError::invalid(
+                "purpose_keys",
+                format!("at most {MAX_WATCHED_PURPOSES}"),
+            )
+            .into());
+        }
+        let purposes = body
+            .purpose_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                check_key(key).map_err(|_| {
+                    ConsentError::invalid(format!("purpose_keys[{i}]"), "not a purpose key")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let stream = self.ledger.watch(cursor, purposes).map(|item| {
+            item.map(|(cursor, entry)| pb::WatchConsentChangesResponse {
+                cursor: cursor.encode(),
+                entry: Some(entry_to_proto(entry)),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

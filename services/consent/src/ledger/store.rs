@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use ecrm_platform::feed::FeedCursor;
 use uuid::Uuid;
 
 use crate::schema::consent::ledger;
@@ -149,4 +150,58 @@ pub fn list_in_chain_order(
         );
     }
     query.load(conn)
+}
+
+/// An entry's place in the feed.
+#[derive(Debug, QueryableByName)]
+struct FeedRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    tx: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    feed_seq: i64,
+}
+
+/// Entries after `(tx, seq)` in commit order, of `purposes` (all when empty), written by
+/// transactions older than every transaction still running: an entry not returned now can
+/// only come after the last one returned.
+pub fn list_feed_after(
+    conn: &mut PgConnection,
+    after: FeedCursor,
+    purposes: &[String],
+    limit: i64,
+) -> QueryResult<Vec<(FeedCursor, EntryRow)>> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    let positions: Vec<FeedRow> = diesel::sql_query(
+        "SELECT id, tx::text::bigint AS tx, feed_seq FROM ledger \
+         WHERE (tx, feed_seq) > ($1::text::xid8, $2) \
+           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND (cardinality($3) = 0 OR purpose_key = ANY($3)) \
+         ORDER BY tx, feed_seq \
+         LIMIT $4",
+    )
+    .bind::<Text, _>(after.tx.to_string())
+    .bind::<BigInt, _>(after.seq)
+    .bind::<Array<Text>, _>(purposes)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    let ids: Vec<Uuid> = positions.iter().map(|p| p.id).collect();
+    let mut entries: std::collections::HashMap<Uuid, EntryRow> = ledger::table
+        .filter(ledger::id.eq_any(&ids))
+        .select(EntryRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    Ok(positions
+        .into_iter()
+        .filter_map(|p| {
+            let cursor = FeedCursor {
+                tx: p.tx,
+                seq: p.feed_seq,
+            };
+            entries.remove(&p.id).map(|row| (cursor, row))
+        })
+        .collect())
 }

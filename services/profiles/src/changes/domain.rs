@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::error::ProfilesError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
     Created,
@@ -73,10 +75,12 @@ pub struct Change {
 }
 
 /// A position in the feed: the writing transaction's id, then the change's sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Cursor {
-    pub tx: i64,
-    pub seq: i64,
+pub use ecrm_platform::feed::FeedCursor as Cursor;
+
+/// The cursor a request's `field` holds.
+pub fn decode_cursor(field: &str, token: &str) -> Result<Cursor, ProfilesError> {
+    Cursor::decode(token)
+        .ok_or_else(|| ProfilesError::invalid(field, "not a cursor from this service"))
 }
 
 /// Wakes the feed's readers in this process when changes commit; readers also poll, for

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ecrm_platform::Db;
+use ecrm_platform::feed::{FollowOptions, follow};
 use ecrm_platform::time::to_timestamp;
 use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::profiles::v1 as pb;
@@ -16,40 +15,17 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
 
-use super::domain::{Change, ChangeKind, ChangeSignal, Cursor};
+use super::domain::{Change, ChangeKind, ChangeSignal, Cursor, decode_cursor};
 use super::store;
 use crate::error::ProfilesError;
 use crate::interactions::grpc::{channel_to_proto, kind_to_proto};
 use crate::interactions::store as interaction_store;
 
 /// Changes read per query.
-const BATCH: i64 = 500;
+const BATCH: usize = 500;
 
 pub type ChangeStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchChangesResponse, Status>> + Send>>;
-
-impl Cursor {
-    pub fn encode(self) -> String {
-        let mut bytes = [0_u8; 16];
-        bytes[..8].copy_from_slice(&self.tx.to_be_bytes());
-        bytes[8..].copy_from_slice(&self.seq.to_be_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    pub fn decode(field: &str, token: &str) -> Result<Self, ProfilesError> {
-        if token.is_empty() {
-            return Ok(Self::default());
-        }
-        let bad = || ProfilesError::invalid(field, "not a cursor from this service");
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-        let bytes: [u8; 16] = bytes.try_into().map_err(|_| bad())?;
-        let (tx, seq) = bytes.split_at(8);
-        Ok(Self {
-            tx: i64::from_be_bytes(tx.try_into().map_err(|_| bad())?),
-            seq: i64::from_be_bytes(seq.try_into().map_err(|_| bad())?),
-        })
-    }
-}
 
 pub fn change_kind_to_proto(kind: ChangeKind) -> pb::ChangeKind {
     match kind {
@@ -148,7 +124,7 @@ impl Feed {
     }
 
     pub fn watch(&self, request: &pb::WatchChangesRequest) -> Result<ChangeStream, ProfilesError> {
-        let mut cursor = Cursor::decode("cursor", &request.cursor)?;
+        let cursor = decode_cursor("cursor", &request.cursor)?;
         let kinds: Vec<&'static str> = request
             .kinds
             .iter()
@@ -157,34 +133,32 @@ impl Feed {
                 change_kind_from_proto(*k, &format!("kinds[{i}]")).map(ChangeKind::as_str)
             })
             .collect::<Result<_, _>>()?;
+        let options = FollowOptions {
+            signal: self.signal.clone(),
+            poll_interval: self.poll_interval,
+            shutdown: self.shutdown.clone(),
+            batch: BATCH,
+        };
         let feed = self.clone();
-        Ok(Box::pin(async_stream::try_stream! {
-            loop {
-                // Registered before reading, so a commit between the read and the wait wakes us.
-                let notified = feed.signal.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let batch = feed.read(cursor, kinds.clone(), BATCH).await.map_err(Status::from)?;
-                let full = batch.len() as i64 == BATCH;
-                for (change, interaction) in batch {
-                    cursor = change.cursor;
-                    yield pb::WatchChangesResponse {
-                        change: Some(change_to_proto(change, interaction)),
-                    };
-                }
-                if full {
-                    continue;
-                }
-                let stopping = tokio::select! {
-                    () = feed.shutdown.cancelled() => true,
-                    () = &mut notified => false,
-                    () = tokio::time::sleep(feed.poll_interval) => false,
-                };
-                if stopping {
-                    Err(Status::unavailable("the server is shutting down: resume from the last cursor"))?;
-                }
+        Ok(Box::pin(follow(cursor, options, move |after, limit| {
+            let (feed, kinds) = (feed.clone(), kinds.clone());
+            async move {
+                let batch = feed
+                    .read(after, kinds, i64::try_from(limit).unwrap_or(i64::MAX))
+                    .await?;
+                Ok(batch
+                    .into_iter()
+                    .map(|(change, interaction)| {
+                        (
+                            change.cursor,
+                            pb::WatchChangesResponse {
+                                change: Some(change_to_proto(change, interaction)),
+                            },
+                        )
+                    })
+                    .collect())
             }
-        }))
+        })))
     }
 }
 

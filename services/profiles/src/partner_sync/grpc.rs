@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::domain::{PartnerSync, PartnerUpsert};
 use crate::attributes::grpc as attributes;
 use crate::caller::Caller;
-use crate::changes::domain::Cursor;
+use crate::changes::domain::decode_cursor;
 use crate::error::ProfilesError;
 use crate::identifiers::domain::IdentifierKind;
 use crate::notices::{NoticeKind, NoticeRow};
@@ -82,7 +82,7 @@ impl PartnerSyncApi for PartnerSyncService {
         let caller = Caller::of(&request, "PartnerSync/PullChanges")?;
         caller.require_partner()?;
         let body = request.get_ref();
-        let cursor = Cursor::decode("cursor", &body.cursor)?;
+        let cursor = decode_cursor("cursor", &body.cursor)?;
         let limit = match body.max_changes {
             0 => DEFAULT_PULL,
             n if n <= MAX_PULL => n,

@@ -817,3 +817,65 @@ async fn corrections_are_checked_on_submission() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lifting_waits_for_the_restriction_submitted_before_it() {
+    let mut suite = Suite::start().await;
+    let subject = suite.customer("ada@example.com").await;
+    // Profiles cannot be reached: the restriction fails and waits to be retried.
+    suite.consent_shutdown.cancel();
+    let unreachable = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let shutdown = CancellationToken::new();
+    let nowhere = PersonalDataTarget {
+        name: "profiles".to_owned(),
+        channel: Channel::from_shared(format!("http://{unreachable}"))
+            .unwrap()
+            .connect_lazy(),
+    };
+    suite.consent = serve_consent(
+        &suite.database,
+        &suite.auth,
+        &suite.master,
+        nowhere,
+        shutdown.clone(),
+    )
+    .await;
+    let restriction = suite.approved(&subject, pb::RequestType::Restriction).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while suite.request(&restriction).await.tasks[0].attempts == 0 {
+        assert!(Instant::now() < deadline, "the restriction was never tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lift = suite
+        .approved(&subject, pb::RequestType::LiftRestriction)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        suite.request(&lift).await.tasks[0].attempts,
+        0,
+        "the lifting ran before the restriction"
+    );
+
+    // Profiles is back: the restriction, then the lifting; the subject's last wish stands.
+    shutdown.cancel();
+    let restarted = CancellationToken::new();
+    let target = PersonalDataTarget {
+        name: "profiles".to_owned(),
+        channel: suite.profiles.channel(),
+    };
+    suite.consent = serve_consent(
+        &suite.database,
+        &suite.auth,
+        &suite.master,
+        target,
+        restarted.clone(),
+    )
+    .await;
+    suite.completed(&restriction).await;
+    suite.completed(&lift).await;
+    assert!(!suite.profile(&subject).await.restricted);
+    restarted.cancel();
+}

@@ -30,6 +30,9 @@ use crate::privacy::store as privacy_store;
 use crate::purposes::domain::{self as purposes, Channel, LawfulBasis};
 use crate::purposes::store as purpose_store;
 
+/// How the ledger names entries a partner's principal recorded.
+const PARTNER_KIND: &str = ecrm_auth::PrincipalKind::Partner.as_str();
+
 /// Most subjects one `CheckConsent` may name.
 pub const MAX_CHECK_SUBJECTS: usize = 10_000;
 /// Entries read per query while verifying.
@@ -278,17 +281,18 @@ impl Ledger {
                 let survivors = follow_store::list_survivors(conn, &asked)?;
                 let effective = |s: &Uuid| survivors.get(s).copied().unwrap_or(*s);
                 let subjects: Vec<Uuid> = asked.iter().map(effective).collect();
-                let mut recorded: HashMap<Uuid, (Decision, DateTime<Utc>)> = HashMap::new();
+                // Each latest decision: when, and whether a partner recorded it.
+                let mut recorded: HashMap<Uuid, (Decision, DateTime<Utc>, bool)> = HashMap::new();
                 let latest: HashMap<Uuid, (Decision, Option<DateTime<Utc>>)> = if purpose
                     .lawful_basis
                     .takes_decisions()
                 {
                     store::list_latest_decisions(conn, &purpose_key, channel.as_str(), &subjects)?
                         .into_iter()
-                        .map(|(subject, decision, expiry, at)| {
+                        .map(|(subject, decision, expiry, at, by)| {
                             let decision =
                                 Decision::parse(&decision).ok_or(ConsentError::Corrupt)?;
-                            recorded.insert(subject, (decision, at));
+                            recorded.insert(subject, (decision, at, by == PARTNER_KIND));
                             Ok((subject, (decision, expiry)))
                         })
                         .collect::<Result<_, ConsentError>>()?
@@ -316,10 +320,11 @@ impl Ledger {
                     .iter()
                     .map(|asked| {
                         let s = &effective(asked);
-                        // An objection stands until the subject grants the purpose again.
+                        // An objection stands until the subject grants the purpose again:
+                        // a grant a partner relays does not lift it (Art. 21(3)).
                         let regranted = |objected_at: &DateTime<Utc>| {
-                            recorded.get(s).is_some_and(|(decision, at)| {
-                                *decision == Decision::Granted && at > objected_at
+                            recorded.get(s).is_some_and(|(decision, at, by_partner)| {
+                                *decision == Decision::Granted && at > objected_at && !by_partner
                             })
                         };
                         let why = if restricted.contains(s) {

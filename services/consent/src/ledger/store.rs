@@ -100,9 +100,9 @@ pub fn list_latest_by_subject(
         .load(conn)
 }
 
-/// A subject's latest decision for one purpose and channel, when it lapses, and when it was
-/// recorded.
-pub type LatestDecision = (Uuid, String, Option<DateTime<Utc>>, DateTime<Utc>);
+/// A subject's latest decision for one purpose and channel, when it lapses, when it was
+/// recorded, and the kind of principal that recorded it.
+pub type LatestDecision = (Uuid, String, Option<DateTime<Utc>>, DateTime<Utc>, String);
 
 /// The latest decision of each of `subjects` for one purpose and channel.
 pub fn list_latest_decisions(
@@ -122,6 +122,7 @@ pub fn list_latest_decisions(
             ledger::decision,
             ledger::expires_at,
             ledger::recorded_at,
+            ledger::recorded_by_kind,
         ))
         .load(conn)
 }

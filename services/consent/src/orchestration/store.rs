@@ -47,7 +47,9 @@ pub fn insert_tasks(
 
 /// Claims up to `limit` due tasks of requests in progress for `lease_seconds`: a worker that
 /// dies with them lets the lease run out, and another picks them up. A check that an erasure
-/// left nothing waits for that erasure.
+/// left nothing waits for that erasure, and a restriction or its lifting waits for those of
+/// the same subject submitted before it (request ids are UUID v7, in submission order), so
+/// the subject's last wish is the one that stands.
 pub fn claim_due(
     conn: &mut PgConnection,
     limit: i64,
@@ -64,6 +66,14 @@ pub fn claim_due(
                  AND (d.action <> 'verify_erased' OR EXISTS ( \
                       SELECT 1 FROM request_tasks e WHERE e.request_id = d.request_id \
                         AND e.service = d.service AND e.action = 'erase' AND e.state = 'done')) \
+                 AND (d.action NOT IN ('restrict', 'lift_restriction') OR NOT EXISTS ( \
+                      SELECT 1 FROM request_tasks o \
+                        JOIN requests ro ON ro.id = o.request_id \
+                        JOIN requests rd ON rd.id = d.request_id \
+                      WHERE o.service = d.service AND o.state = 'pending' \
+                        AND o.action IN ('restrict', 'lift_restriction') \
+                        AND ro.status = 'in_progress' AND ro.subject_id = rd.subject_id \
+                        AND ro.id < rd.id)) \
                ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
          WHERE t.request_id = due.request_id AND t.service = due.service AND t.action = due.action \
          RETURNING t.request_id, t.service, t.action, t.attempts, t.claim_id",

@@ -1,5 +1,6 @@
 //! `CheckConsent` for 10,000 subjects through the running service (gRPC, auth, PostgreSQL), with
-//! decisions recorded for a fifth of them. Run: `cargo bench -p ecrm-consent --bench check`.
+//! decisions recorded for a fifth of them, once the planner has statistics (as autovacuum
+//! gives a running service). Run: `cargo bench -p ecrm-consent --bench check`.
 #![expect(clippy::unwrap_used, reason = "a benchmark fails by panicking")]
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -111,6 +112,17 @@ async fn setup() -> Setup {
             .await
             .unwrap();
     }
+    // As autovacuum would soon: a running service has statistics for the planner.
+    let admin = database.admin_url();
+    tokio::task::spawn_blocking(move || {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        let mut conn = diesel::PgConnection::establish(admin.expose()).unwrap();
+        diesel::sql_query("ANALYZE consent.ledger")
+            .execute(&mut conn)
+            .unwrap();
+    })
+    .await
+    .unwrap();
     Setup {
         _database: database,
         server,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod feed;
 pub mod paging;
+pub mod profiles_feed;
 pub mod propagation;
 pub mod server;
 pub mod service;

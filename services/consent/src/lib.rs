@@ -143,11 +143,12 @@ impl Consent {
         profiles: tonic::transport::Channel,
         tokens: Arc<dyn ecrm_auth::TokenSource>,
     ) -> Self {
-        Arc::new(follow::worker::ProfilesFeed::new(
+        ecrm_platform::profiles_feed::ProfilesFollower::new(
             self.context.db.clone(),
             profiles,
             tokens,
-        ))
+            Arc::new(follow::worker::ConsentSink),
+        )
         .spawn(self.context.shutdown.clone());
         self
     }

@@ -1,4 +1,4 @@
-//! The `feed_cursors`, `subject_merges` and `purchases` tables.
+//! The `subject_merges` and `purchases` tables (`feed_cursors` is the platform follower's).
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,28 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Timestamptz;
 use uuid::Uuid;
 
-use crate::schema::consent::{feed_cursors, purchases, subject_merges};
-
-pub fn find_cursor(conn: &mut PgConnection, feed: &str) -> QueryResult<Option<String>> {
-    feed_cursors::table
-        .find(feed)
-        .select(feed_cursors::cursor)
-        .first(conn)
-        .optional()
-}
-
-pub fn upsert_cursor(conn: &mut PgConnection, feed: &str, cursor: &str) -> QueryResult<()> {
-    diesel::insert_into(feed_cursors::table)
-        .values((feed_cursors::feed.eq(feed), feed_cursors::cursor.eq(cursor)))
-        .on_conflict(feed_cursors::feed)
-        .do_update()
-        .set((
-            feed_cursors::cursor.eq(cursor),
-            feed_cursors::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .map(drop)
-}
+use crate::schema::consent::{purchases, subject_merges};
 
 /// Records that `merged` is `into` now; subjects merged into `merged` before follow it.
 pub fn insert_merge(

@@ -47,6 +47,8 @@ pub enum BuildError {
     Profiles(#[from] ecrm_profiles::ProfilesError),
     #[error("cannot start the consent service")]
     Consent(#[from] ecrm_consent::ConsentError),
+    #[error("cannot start the segmentation service")]
+    Segmentation(#[from] ecrm_segmentation::SegmentationError),
     #[error("{0} needs the identity service, which is not running")]
     NoIdentity(&'static str),
 }
@@ -237,7 +239,7 @@ pub async fn build(
                 .with(Scope::ProfilesRead)
                 .with(Scope::PrivacyExecute);
             let auth = started.auth_for(member.name, scopes).await?;
-            let personal_data = ["profiles", "consent"]
+            let personal_data = ["profiles", "consent", "segmentation"]
                 .into_iter()
                 .filter_map(|name| Some(format!("{name}={}", started.urls.get(name)?)))
                 .collect();
@@ -248,6 +250,21 @@ pub async fn build(
             };
             Ok(Built {
                 routes: ecrm_consent::build(context, config, auth).await?,
+                notice: None,
+            })
+        }
+        "segmentation" => {
+            // Its tokens read revocations from identity and the profiles change feed.
+            let scopes = Scopes::empty()
+                .with(Scope::SegmentsRead)
+                .with(Scope::ProfilesRead);
+            let auth = started.auth_for(member.name, scopes).await?;
+            let config = ecrm_segmentation::SegmentationConfig {
+                profiles_url: started.urls.get("profiles").cloned(),
+                ..ecrm_segmentation::SegmentationConfig::new()
+            };
+            Ok(Built {
+                routes: ecrm_segmentation::build(context, config, auth).await?,
                 notice: None,
             })
         }

@@ -44,7 +44,7 @@ pub const MEMBERS: [Member; 5] = [
         port_offset: 2,
     },
     Member {
-        def: None,
+        def: Some(&ecrm_segmentation::SERVICE),
         name: "segmentation",
         schema: "segmentation",
         port_offset: 3,

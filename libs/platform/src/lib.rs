@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod feed;
+pub mod money;
 pub mod paging;
 pub mod profiles_feed;
 pub mod propagation;

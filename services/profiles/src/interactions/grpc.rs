@@ -17,13 +17,13 @@ use prost::Message as _;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use super::currency::is_currency;
 use super::domain::{
     Amount, Channel, InteractionKind, Interactions, ListFilter, NewInteraction, StoredInteraction,
 };
 use crate::caller::Caller;
 use crate::error::ProfilesError;
 use crate::profiles::grpc::{subject_id, subject_lookup};
+use ecrm_platform::money::is_currency;
 
 pub const MAX_BATCH: usize = 1000;
 /// The largest interaction, encoded: a bound on what one event may store.

@@ -1,7 +1,6 @@
 //! Interactions and orders: what customers did, sealed with their key, kept for a retention
 //! period per kind.
 
-mod currency;
 pub mod domain;
 pub mod grpc;
 pub mod store;

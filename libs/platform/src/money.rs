@@ -1,4 +1,4 @@
-//! ISO 4217 currency codes in use, and their minor units.
+//! ISO 4217 currency codes in use, their minor units, and conversion between them.
 
 /// Active ISO 4217 alphabetic codes (list one, 2024 edition), sorted for binary search.
 const CODES: &[&str] = &[
@@ -22,6 +22,31 @@ pub fn is_currency(code: &str) -> bool {
     CODES.binary_search(&code).is_ok()
 }
 
+/// Digits after the decimal point of `code`'s amounts (ISO 4217): 2 unless listed.
+pub fn minor_units(code: &str) -> u32 {
+    match code {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// `amount_minor` of `from` in minor units of `to`, where one unit of `from` is worth `rate`
+/// units of `to`; rounded half away from zero.
+pub fn convert(amount_minor: i64, from: &str, rate: f64, to: &str) -> i64 {
+    let scale = 10_f64.powi(
+        i32::try_from(minor_units(to)).unwrap_or(2) - i32::try_from(minor_units(from)).unwrap_or(2),
+    );
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        reason = "reporting amounts: far within f64's exact integers, rounded on purpose"
+    )]
+    let converted = (amount_minor as f64 * rate * scale).round() as i64;
+    converted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +56,17 @@ mod tests {
         assert!(CODES.windows(2).all(|w| w[0] < w[1]));
         assert!(is_currency("EUR") && is_currency("JPY") && is_currency("BHD"));
         assert!(!is_currency("eur") && !is_currency("XYZ") && !is_currency(""));
+    }
+
+    #[test]
+    fn conversion_follows_each_currency_s_minor_units() {
+        // 49.90 USD at 0.92 EUR each: 45.91 EUR.
+        assert_eq!(convert(4_990, "USD", 0.92, "EUR"), 4_591);
+        // 1000 JPY at 0.0061 EUR each: 6.10 EUR.
+        assert_eq!(convert(1_000, "JPY", 0.0061, "EUR"), 610);
+        // 1.500 KWD at 3.0 EUR each: 4.50 EUR.
+        assert_eq!(convert(1_500, "KWD", 3.0, "EUR"), 450);
+        assert_eq!(convert(-4_990, "EUR", 1.0, "EUR"), -4_990);
+        assert_eq!(minor_units("EUR"), 2);
     }
 }

@@ -1,0 +1,115 @@
+//! The segmentation service: a projection of the profiles change feed (orders, returns,
+//! visits, merges, erasures, restrictions) into per-customer aggregates, which scores,
+//! segments, tiers and KPIs read.
+
+mod config;
+mod error;
+mod privacy;
+mod projection;
+mod schema;
+
+use std::sync::Arc;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use ecrm_auth::{TokenSource, Verifier};
+use ecrm_platform::auth::AuthConfig;
+use ecrm_platform::profiles_feed::ProfilesFollower;
+use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
+use tonic::transport::Channel;
+
+pub use crate::config::SegmentationConfig;
+pub use crate::error::SegmentationError;
+
+pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
+
+pub static SERVICE: ServiceDef = ServiceDef {
+    name: "segmentation",
+    schema: "segmentation",
+    default_port: 50054,
+    migrations: &MIGRATIONS,
+};
+
+/// The service, built.
+pub struct Segmentation {
+    context: ServiceContext,
+    projection: Arc<projection::domain::Projection>,
+    privacy: Arc<privacy::domain::Privacy>,
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for Segmentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segmentation").finish_non_exhaustive()
+    }
+}
+
+impl Segmentation {
+    /// Builds the service on `context`'s database, checking calls with `verifier`.
+    pub fn new(
+        context: &ServiceContext,
+        config: &SegmentationConfig,
+        verifier: Verifier,
+    ) -> Result<Self, SegmentationError> {
+        let rates = config
+            .rates()
+            .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
+        Ok(Self {
+            context: context.clone(),
+            projection: Arc::new(projection::domain::Projection::new(rates)),
+            privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
+            verifier,
+        })
+    }
+
+    /// Projects the change feed of `profiles`, read with `tokens`, until the service shuts
+    /// down.
+    #[must_use]
+    pub fn following_profiles(self, profiles: Channel, tokens: Arc<dyn TokenSource>) -> Self {
+        ProfilesFollower::new(
+            self.context.db.clone(),
+            profiles,
+            tokens,
+            self.projection.clone(),
+        )
+        .spawn(self.context.shutdown.clone());
+        self
+    }
+
+    /// The gRPC services, behind the auth layer.
+    pub fn routes(&self) -> ServiceRoutes {
+        ServiceRoutes::new(self.verifier.clone()).with(PersonalDataServer::new(
+            privacy::grpc::PersonalDataService {
+                privacy: self.privacy.clone(),
+            },
+        ))
+    }
+}
+
+/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys and
+/// projecting the profiles change feed when a profiles service is configured.
+pub async fn build(
+    context: ServiceContext,
+    config: SegmentationConfig,
+    auth: AuthConfig,
+) -> Result<ServiceRoutes, SegmentationError> {
+    let (verifier, tokens) = auth
+        .verifier_and_tokens(
+            SERVICE.name,
+            vec!["segments.read".to_owned()],
+            context.shutdown.clone(),
+        )
+        .await
+        .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
+    let mut segmentation = Segmentation::new(&context, &config, verifier)?;
+    let profiles = config
+        .profiles_endpoint()
+        .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
+    match profiles {
+        Some(profiles) => {
+            segmentation = segmentation.following_profiles(profiles.connect_lazy(), tokens);
+        }
+        None => tracing::warn!("no --profiles-url: nothing is projected"),
+    }
+    Ok(segmentation.routes())
+}

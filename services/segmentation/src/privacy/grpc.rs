@@ -1,0 +1,145 @@
+//! `ecrm.privacy.v1.PersonalData`, served by segmentation.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ecrm_platform::time::to_timestamp;
+use ecrm_proto::ecrm::common::v1::LawfulBasis;
+use ecrm_proto::ecrm::privacy::v1 as pb;
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
+use futures::Stream;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::domain::Privacy;
+use crate::error::SegmentationError;
+
+const SERVICE: &str = "segmentation";
+
+fn uuid(field: &str, value: &str) -> Result<Uuid, SegmentationError> {
+    Uuid::parse_str(value).map_err(|_| SegmentationError::invalid(field, "not a UUID"))
+}
+
+fn category(key: &str, description: &str) -> pb::DataCategory {
+    pb::DataCategory {
+        key: key.to_owned(),
+        description: description.to_owned(),
+        purposes: vec!["profiling".to_owned(), "analytics".to_owned()],
+        lawful_basis: LawfulBasis::LegitimateInterest.into(),
+        retention: None,
+        retention_description: "as long as profiles keeps the customer and the interaction"
+            .to_owned(),
+        recipients: Vec::new(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PersonalDataService {
+    pub privacy: Arc<Privacy>,
+}
+
+type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl PersonalData for PersonalDataService {
+    async fn describe(
+        &self,
+        _request: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        Ok(Response::new(pb::DescribeResponse {
+            service: SERVICE.to_owned(),
+            categories: vec![
+                category(
+                    "segmentation.aggregates",
+                    "per customer: first and last purchase, order and return counts, spend in the reporting currency, visit days, last interaction",
+                ),
+                category(
+                    "segmentation.orders",
+                    "orders and returns: order id, date, amount (no line items)",
+                ),
+                category(
+                    "segmentation.visits",
+                    "page and product views counted per day",
+                ),
+            ],
+        }))
+    }
+
+    type ExportStream = ExportStream;
+
+    async fn export(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        let body = request.get_ref();
+        let subject = uuid("subject_id", &body.subject_id)?;
+        uuid("request_id", &body.request_id)?;
+        let records = self.privacy.export(subject).await?;
+        let stream = futures::stream::iter(records.into_iter().map(|record| {
+            Ok(pb::ExportResponse {
+                category: record.category.to_owned(),
+                record_id: record.record_id,
+                document_json: record.document.to_string(),
+            })
+        }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn erase(
+        &self,
+        request: Request<pb::EraseRequest>,
+    ) -> Result<Response<pb::EraseResponse>, Status> {
+        let body = request.get_ref();
+        let subject = uuid("subject_id", &body.subject_id)?;
+        let request_id = uuid("request_id", &body.request_id)?;
+        let receipt = self.privacy.erase(subject, request_id).await?;
+        Ok(Response::new(pb::EraseResponse {
+            receipt: Some(pb::ErasureReceipt {
+                service: SERVICE.to_owned(),
+                subject_id: subject.to_string(),
+                request_id: request_id.to_string(),
+                erased: receipt
+                    .erased
+                    .into_iter()
+                    .map(|(category, count)| pb::ErasedCount { category, count })
+                    .collect(),
+                // Nothing is kept: profiles keeps the accounting records.
+                retained: Vec::new(),
+                completed_at: Some(to_timestamp(receipt.completed_at)),
+                replayed: receipt.replayed,
+                notified_recipients: Vec::new(),
+            }),
+        }))
+    }
+
+    async fn restrict(
+        &self,
+        request: Request<pb::RestrictRequest>,
+    ) -> Result<Response<pb::RestrictResponse>, Status> {
+        let body = request.get_ref();
+        let subject = uuid("subject_id", &body.subject_id)?;
+        uuid("request_id", &body.request_id)?;
+        let at = self.privacy.restrict(subject, body.restricted).await?;
+        Ok(Response::new(pb::RestrictResponse {
+            restricted: body.restricted,
+            effective_at: Some(to_timestamp(at)),
+            notified_recipients: Vec::new(),
+        }))
+    }
+
+    /// Segmentation holds only what it derives from profiles: a correction there flows here.
+    async fn rectify(
+        &self,
+        request: Request<pb::RectifyRequest>,
+    ) -> Result<Response<pb::RectifyResponse>, Status> {
+        let body = request.get_ref();
+        uuid("subject_id", &body.subject_id)?;
+        uuid("request_id", &body.request_id)?;
+        Ok(Response::new(pb::RectifyResponse {
+            service: SERVICE.to_owned(),
+            applied: Vec::new(),
+            not_held: body.corrections.iter().map(|c| c.field.clone()).collect(),
+            notified_recipients: Vec::new(),
+        }))
+    }
+}

@@ -1,0 +1,138 @@
+//! What a change at profiles does to the projection: a customer appears, buys, returns,
+//! visits, is merged into another, restricted, or erased.
+
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use ecrm_platform::money::convert;
+use ecrm_platform::profiles_feed::ChangeSink;
+use ecrm_platform::time::from_timestamp;
+use ecrm_proto::ecrm::profiles::v1 as pb;
+use uuid::Uuid;
+
+use super::store::{self, OrderRow};
+use crate::config::Rates;
+use crate::error::SegmentationError;
+
+/// Segmentation's side of the profiles feed.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    rates: Rates,
+}
+
+impl Projection {
+    pub fn new(rates: Rates) -> Self {
+        Self { rates }
+    }
+
+    /// Applies one change in the caller's transaction.
+    pub fn apply(
+        &self,
+        conn: &mut PgConnection,
+        change: &pb::Change,
+    ) -> Result<(), SegmentationError> {
+        let subject = uuid(&change.subject_id)?;
+        let at = change
+            .occurred_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or(SegmentationError::Corrupt)?;
+        match change.kind() {
+            pb::ChangeKind::Created => store::insert_customer(conn, subject, at)?,
+            pb::ChangeKind::InteractionRecorded => {
+                // A customer created before the feed's oldest change still held.
+                store::insert_customer(conn, subject, at)?;
+                if let Some(interaction) = &change.interaction {
+                    self.interaction(conn, subject, interaction, at)?;
+                }
+            }
+            pb::ChangeKind::Merged => {
+                store::merge(conn, subject, uuid(&change.merged_subject_id)?)?;
+            }
+            pb::ChangeKind::Restricted => {
+                store::update_restricted(conn, subject, change.restricted)?;
+            }
+            pb::ChangeKind::Erased => {
+                store::delete_subject(conn, subject)?;
+            }
+            pb::ChangeKind::Updated | pb::ChangeKind::Unspecified => {}
+        }
+        Ok(())
+    }
+
+    fn interaction(
+        &self,
+        conn: &mut PgConnection,
+        subject: Uuid,
+        interaction: &pb::InteractionSummary,
+        recorded: DateTime<Utc>,
+    ) -> Result<(), SegmentationError> {
+        let at = interaction
+            .occurred_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or(recorded);
+        match interaction.kind() {
+            kind @ (pb::InteractionKind::Order | pb::InteractionKind::Return) => {
+                let money = interaction.amount.clone().unwrap_or_default();
+                let row = OrderRow {
+                    interaction_id: uuid(&interaction.interaction_id)?,
+                    subject_id: subject,
+                    kind: if kind == pb::InteractionKind::Order {
+                        "order"
+                    } else {
+                        "return"
+                    }
+                    .to_owned(),
+                    order_id: interaction.order_id.clone(),
+                    occurred_at: at,
+                    amount_minor: money.amount_minor,
+                    reporting_minor: self.rates.rate(&money.currency).map(|rate| {
+                        convert(
+                            money.amount_minor,
+                            &money.currency,
+                            rate,
+                            &self.rates.reporting,
+                        )
+                    }),
+                    currency: money.currency,
+                };
+                if store::insert_order(conn, &row)? {
+                    store::add_to_aggregates(conn, &row, kind == pb::InteractionKind::Return)?;
+                }
+            }
+            pb::InteractionKind::PageView | pb::InteractionKind::ProductView => {
+                store::add_view(conn, subject, at)?;
+            }
+            _ => store::touch_interaction(conn, subject, at)?,
+        }
+        Ok(())
+    }
+}
+
+fn uuid(value: &str) -> Result<Uuid, SegmentationError> {
+    Uuid::parse_str(value).map_err(|_| SegmentationError::Corrupt)
+}
+
+impl ChangeSink for Projection {
+    type Error = SegmentationError;
+
+    fn kinds(&self) -> Vec<pb::ChangeKind> {
+        vec![
+            pb::ChangeKind::Created,
+            pb::ChangeKind::InteractionRecorded,
+            pb::ChangeKind::Merged,
+            pb::ChangeKind::Restricted,
+            pb::ChangeKind::Erased,
+        ]
+    }
+
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        changes: &[pb::Change],
+    ) -> Result<(), SegmentationError> {
+        changes
+            .iter()
+            .try_for_each(|change| Projection::apply(self, conn, change))
+    }
+}

@@ -146,6 +146,23 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.profiles.v1.PartnerSync/AcknowledgeNotices",
         Access::Scope(Scope::ProfilesRead),
     ),
+    // ecrm.segmentation.v1
+    (
+        "ecrm.segmentation.v1.Rfm/ComputeRfm",
+        Access::Scope(Scope::SegmentsWrite),
+    ),
+    (
+        "ecrm.segmentation.v1.Rfm/GetRfmJob",
+        Access::Scope(Scope::SegmentsRead),
+    ),
+    (
+        "ecrm.segmentation.v1.Rfm/GetRfm",
+        Access::Scope(Scope::SegmentsRead),
+    ),
+    (
+        "ecrm.segmentation.v1.Rfm/RfmSummary",
+        Access::Scope(Scope::SegmentsRead),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

@@ -9,6 +9,8 @@ pub enum SegmentationError {
     /// `field` is the request's path to the bad value, e.g. `subject_id`.
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: String, reason: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("a stored value is malformed")]
@@ -36,6 +38,7 @@ impl From<SegmentationError> for Status {
             SegmentationError::InvalidArgument { field, reason } => {
                 invalid_argument(&field, reason)
             }
+            SegmentationError::NotFound(_) => Status::not_found(error.to_string()),
             SegmentationError::Db(db) => db.into(),
             SegmentationError::Corrupt => internal_summary(&error.to_string()),
         }

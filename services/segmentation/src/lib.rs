@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod privacy;
 mod projection;
+mod rfm;
 mod schema;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::profiles_feed::ProfilesFollower;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
+use ecrm_proto::ecrm::segmentation::v1::rfm_server::RfmServer;
 use tonic::transport::Channel;
 
 pub use crate::config::SegmentationConfig;
@@ -35,6 +37,7 @@ pub struct Segmentation {
     context: ServiceContext,
     projection: Arc<projection::domain::Projection>,
     privacy: Arc<privacy::domain::Privacy>,
+    rfm: Arc<rfm::domain::Rfm>,
     verifier: Verifier,
 }
 
@@ -56,8 +59,9 @@ impl Segmentation {
             .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
         Ok(Self {
             context: context.clone(),
-            projection: Arc::new(projection::domain::Projection::new(rates)),
+            projection: Arc::new(projection::domain::Projection::new(rates.clone())),
             privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
+            rfm: Arc::new(rfm::domain::Rfm::new(context.db.clone(), rates)),
             verifier,
         })
     }
@@ -78,11 +82,15 @@ impl Segmentation {
 
     /// The gRPC services, behind the auth layer.
     pub fn routes(&self) -> ServiceRoutes {
-        ServiceRoutes::new(self.verifier.clone()).with(PersonalDataServer::new(
-            privacy::grpc::PersonalDataService {
-                privacy: self.privacy.clone(),
-            },
-        ))
+        ServiceRoutes::new(self.verifier.clone())
+            .with(RfmServer::new(rfm::grpc::RfmService {
+                rfm: self.rfm.clone(),
+            }))
+            .with(PersonalDataServer::new(
+                privacy::grpc::PersonalDataService {
+                    privacy: self.privacy.clone(),
+                },
+            ))
     }
 }
 

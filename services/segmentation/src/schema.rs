@@ -57,11 +57,46 @@ pub mod segmentation {
         }
     }
 
+    diesel::table! {
+        segmentation.rfm_jobs (id) {
+            id -> Uuid,
+            state -> Text,
+            as_of -> Date,
+            window_days -> Int4,
+            bins -> Int4,
+            currency -> Text,
+            steps_done -> Int4,
+            steps_total -> Int4,
+            customers -> Nullable<Int8>,
+            started_at -> Timestamptz,
+            finished_at -> Nullable<Timestamptz>,
+            error -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        segmentation.rfm_scores (job_id, subject_id) {
+            job_id -> Uuid,
+            subject_id -> Uuid,
+            recency_days -> Int4,
+            frequency -> Int4,
+            monetary_minor -> Int8,
+            r -> Nullable<Int2>,
+            f -> Nullable<Int2>,
+            m -> Nullable<Int2>,
+            segment -> Nullable<Text>,
+        }
+    }
+
+    diesel::joinable!(rfm_scores -> rfm_jobs (job_id));
+
     diesel::allow_tables_to_appear_in_same_query!(
         customers,
         daily_visits,
         erasures,
         feed_cursors,
         orders,
+        rfm_jobs,
+        rfm_scores,
     );
 }

@@ -1,4 +1,4 @@
-//! Export, erasure and restriction of one subject's data in the projection.
+//! Export, erasure and restriction of one subject's data: the projection and the scores.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::SegmentationError;
 use crate::projection::store;
+use crate::rfm::store as rfm_store;
 use crate::schema::segmentation::erasures;
 
 /// One exported record.
@@ -76,6 +77,22 @@ impl Privacy {
                         }),
                     });
                 }
+                for score in rfm_store::list_by_subject(conn, subject)? {
+                    records.push(Record {
+                        category: "segmentation.rfm",
+                        record_id: format!("{}/{}", score.job_id, score.subject_id),
+                        document: json!({
+                            "computation": score.job_id,
+                            "recency_days": score.recency_days,
+                            "frequency": score.frequency,
+                            "monetary_minor": score.monetary_minor,
+                            "r": score.r,
+                            "f": score.f,
+                            "m": score.m,
+                            "segment": score.segment,
+                        }),
+                    });
+                }
                 for v in store::list_visits(conn, subject)? {
                     records.push(Record {
                         category: "segmentation.visits",
@@ -107,10 +124,12 @@ impl Privacy {
                     });
                 }
                 let (customers, orders, visits) = store::delete_subject(conn, subject)?;
+                let scores = rfm_store::delete_by_subject(conn, subject)?;
                 let erased: Vec<(String, u64)> = vec![
                     ("segmentation.aggregates".to_owned(), customers as u64),
                     ("segmentation.orders".to_owned(), orders as u64),
                     ("segmentation.visits".to_owned(), visits as u64),
+                    ("segmentation.rfm".to_owned(), scores as u64),
                 ];
                 let completed_at: DateTime<Utc> = diesel::insert_into(erasures::table)
                     .values((
@@ -141,6 +160,10 @@ impl Privacy {
                 let now = Utc::now();
                 store::insert_customer(conn, subject, now)?;
                 store::update_restricted(conn, subject, restricted)?;
+                // In no score while restricted.
+                if restricted {
+                    rfm_store::delete_by_subject(conn, subject)?;
+                }
                 Ok(now)
             })
             .await

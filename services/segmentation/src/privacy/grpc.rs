@@ -61,6 +61,10 @@ impl PersonalData for PersonalDataService {
                     "segmentation.visits",
                     "page and product views counted per day",
                 ),
+                category(
+                    "segmentation.rfm",
+                    "recency, frequency and monetary measures, their scores and the named segment, of the latest computation",
+                ),
             ],
         }))
     }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::store::{self, OrderRow};
 use crate::config::Rates;
 use crate::error::SegmentationError;
+use crate::rfm::store as rfm_store;
 
 /// Segmentation's side of the profiles feed.
 #[derive(Debug, Clone)]
@@ -46,13 +47,20 @@ impl Projection {
                 }
             }
             pb::ChangeKind::Merged => {
-                store::merge(conn, subject, uuid(&change.merged_subject_id)?)?;
+                let merged = uuid(&change.merged_subject_id)?;
+                store::merge(conn, subject, merged)?;
+                // Scored apart, they are scored together at the next computation.
+                rfm_store::delete_by_subject(conn, merged)?;
             }
             pb::ChangeKind::Restricted => {
                 store::update_restricted(conn, subject, change.restricted)?;
+                if change.restricted {
+                    rfm_store::delete_by_subject(conn, subject)?;
+                }
             }
             pb::ChangeKind::Erased => {
                 store::delete_subject(conn, subject)?;
+                rfm_store::delete_by_subject(conn, subject)?;
             }
             pb::ChangeKind::Updated | pb::ChangeKind::Unspecified => {}
         }

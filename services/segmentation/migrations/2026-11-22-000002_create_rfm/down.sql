@@ -1,0 +1,2 @@
+DROP TABLE rfm_scores;
+DROP TABLE rfm_jobs;

@@ -222,3 +222,128 @@ pub fn list_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Ve
 pub fn delete_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
     diesel::delete(rfm_scores::table.filter(rfm_scores::subject_id.eq(subject))).execute(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::rfm::domain::{segment, segment_case_sql};
+
+    /// Recency days, frequency, monetary.
+    type Measures = (i32, i32, i64);
+
+    /// Scores `measures` (subject i has measures[i]), inserted in `order`, on `bins` levels;
+    /// returns each subject's (r, f, m, segment).
+    fn score(
+        conn: &mut PgConnection,
+        measures: &[Measures],
+        order: &[usize],
+        bins: i32,
+    ) -> HashMap<usize, (i16, i16, i16, String)> {
+        let job = Uuid::now_v7();
+        insert_job(
+            conn,
+            &JobRow {
+                id: job,
+                state: "running".to_owned(),
+                as_of: NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+                window_days: 365,
+                bins,
+                currency: "EUR".to_owned(),
+                steps_done: 0,
+                steps_total: 3,
+                customers: None,
+                started_at: Utc::now(),
+                finished_at: None,
+                error: None,
+            },
+        )
+        .unwrap();
+        let subjects: Vec<Uuid> = (0..measures.len())
+            .map(|i| Uuid::from_u128(i as u128 + 1))
+            .collect();
+        for &i in order {
+            let (recency, frequency, monetary) = measures[i];
+            diesel::insert_into(rfm_scores::table)
+                .values((
+                    rfm_scores::job_id.eq(job),
+                    rfm_scores::subject_id.eq(subjects[i]),
+                    rfm_scores::recency_days.eq(recency),
+                    rfm_scores::frequency.eq(frequency),
+                    rfm_scores::monetary_minor.eq(monetary),
+                ))
+                .execute(conn)
+                .unwrap();
+        }
+        update_scores(conn, job, bins).unwrap();
+        update_segments(conn, job, bins, &segment_case_sql()).unwrap();
+        rfm_scores::table
+            .filter(rfm_scores::job_id.eq(job))
+            .select(ScoreRow::as_select())
+            .load(conn)
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                let i = subjects.iter().position(|s| *s == row.subject_id).unwrap();
+                (
+                    i,
+                    (
+                        row.r.unwrap(),
+                        row.f.unwrap(),
+                        row.m.unwrap(),
+                        row.segment.unwrap(),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    fn cases() -> impl Strategy<Value = (Vec<Measures>, Vec<usize>, i32)> {
+        prop::collection::vec((0_i32..40, 1_i32..6, 0_i64..500), 1..40).prop_flat_map(|m| {
+            let order: Vec<usize> = (0..m.len()).collect();
+            (Just(m), Just(order).prop_shuffle(), 2_i32..=10)
+        })
+    }
+
+    #[test]
+    fn scores_are_order_free_share_ties_stay_in_range_and_name_segments_as_documented() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let database = runtime.block_on(ecrm_testkit::TestDatabase::new(&[&crate::SERVICE]));
+        let db = runtime.block_on(database.db(&crate::SERVICE)).unwrap();
+        let config = ProptestConfig {
+            cases: 32,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |((measures, order, bins) in cases())| {
+            let (measures, order) = (measures.clone(), order.clone());
+            let (first, shuffled) = runtime.block_on(db.run(move |conn| {
+                let natural: Vec<usize> = (0..measures.len()).collect();
+                let first = score(conn, &measures, &natural, bins);
+                let shuffled = score(conn, &measures, &order, bins);
+                Ok::<_, ecrm_platform::DbError>(((first, measures), shuffled))
+            })).unwrap();
+            let (first, measures) = first;
+            // The order rows are read in changes nothing.
+            prop_assert_eq!(&first, &shuffled);
+            let top = i16::try_from(bins).unwrap();
+            for (i, (r, f, m, name)) in &first {
+                prop_assert!((1..=top).contains(r) && (1..=top).contains(f) && (1..=top).contains(m));
+                let reference = segment(u32::try_from(*r).unwrap(), u32::try_from(*f).unwrap(), u32::try_from(bins).unwrap());
+                prop_assert_eq!(Some(name.as_str()), reference);
+                for (j, (r2, f2, m2, _)) in &first {
+                    let (a, b) = (measures[*i], measures[*j]);
+                    // Equal values share a score; better values never score lower.
+                    if a.0 == b.0 { prop_assert_eq!(r, r2); }
+                    if a.0 < b.0 { prop_assert!(r >= r2); }
+                    if a.1 == b.1 { prop_assert_eq!(f, f2); }
+                    if a.1 > b.1 { prop_assert!(f >= f2); }
+                    if a.2 == b.2 { prop_assert_eq!(m, m2); }
+                    if a.2 > b.2 { prop_assert!(m >= m2); }
+                }
+            }
+        });
+    }
+}

@@ -88,8 +88,6 @@ pub mod segmentation {
         }
     }
 
-    diesel::joinable!(rfm_scores -> rfm_jobs (job_id));
-
     diesel::allow_tables_to_appear_in_same_query!(
         customers,
         daily_visits,

@@ -15,9 +15,11 @@ CREATE TABLE rfm_jobs (
 );
 CREATE INDEX rfm_jobs_finished ON rfm_jobs (finished_at) WHERE state = 'done';
 
--- Each scored customer's measures, scores and segment, per job.
+-- Each scored customer's measures, scores and segment, per job. No foreign key and no index
+-- beyond the key: a computation writes a million rows at once (in key order), and a subject's
+-- rows are found job by job through the key.
 CREATE TABLE rfm_scores (
-    job_id uuid NOT NULL REFERENCES rfm_jobs (id) ON DELETE CASCADE,
+    job_id uuid NOT NULL,
     subject_id uuid NOT NULL,
     recency_days integer NOT NULL CHECK (recency_days >= 0),
     frequency integer NOT NULL CHECK (frequency > 0),
@@ -28,4 +30,3 @@ CREATE TABLE rfm_scores (
     segment text,
     PRIMARY KEY (job_id, subject_id)
 );
-CREATE INDEX rfm_scores_subject ON rfm_scores (subject_id);

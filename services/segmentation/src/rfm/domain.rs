@@ -15,8 +15,8 @@ pub const MAX_WINDOW_DAYS: u32 = 3660;
 pub const DEFAULT_BINS: u32 = 5;
 pub const MIN_BINS: u32 = 2;
 pub const MAX_BINS: u32 = 10;
-/// Measure, score, name.
-const STEPS: i32 = 3;
+/// Score (measures, scores and segments in one statement), then finish.
+const STEPS: i32 = 2;
 
 /// Named segments on the 1-5 recency and frequency scores: (name, R from, R to, F from, F to).
 /// Every one of the 25 cells is in exactly one rule.
@@ -207,7 +207,7 @@ impl Rfm {
         Ok(job)
     }
 
-    /// The three steps, each in its own transaction, recording progress after each.
+    /// The steps, each in its own transaction, recording progress after each.
     async fn run(&self, id: Uuid, params: RfmParams) -> Result<(), SegmentationError> {
         let to = params
             .as_of
@@ -218,30 +218,32 @@ impl Rfm {
             .ok_or_else(|| SegmentationError::invalid("as_of", "too early a date"))?;
         let factor = self.factor(&params.currency)?;
         let as_of = params.as_of;
+        let bins = i32::try_from(params.bins).unwrap_or(i32::MAX);
+        let case = segment_case_sql();
         self.db
             .run(move |conn| {
-                let customers = store::insert_measures(conn, id, as_of, from, to, factor)?;
+                let customers =
+                    store::insert_scores(conn, id, as_of, from, to, factor, bins, &case)?;
                 store::update_progress(conn, id, 1, Some(i64::try_from(customers).unwrap_or(0)))?;
                 Ok::<_, SegmentationError>(())
             })
             .await?;
-        let bins = i32::try_from(params.bins).unwrap_or(i32::MAX);
         self.db
             .run(move |conn| {
-                store::update_scores(conn, id, bins)?;
-                store::update_progress(conn, id, 2, None)?;
-                Ok::<_, SegmentationError>(())
-            })
-            .await?;
-        let case = segment_case_sql();
-        self.db
-            .run(move |conn| {
-                store::update_segments(conn, id, bins, &case)?;
                 store::update_progress(conn, id, STEPS, None)?;
                 store::update_done(conn, id)?;
                 Ok::<_, SegmentationError>(())
             })
-            .await
+            .await?;
+        // Housekeeping once the new scores are current: a failure here loses nothing.
+        let pruned = self
+            .db
+            .run(move |conn| Ok::<_, SegmentationError>(store::delete_older_jobs(conn, id)?))
+            .await;
+        if let Err(error) = pruned {
+            tracing::warn!(job.id = %id, error = %error, "cannot forget earlier RFM jobs");
+        }
+        Ok(())
     }
 
     /// What one minor unit of the reporting currency is worth in minor units of `currency`.

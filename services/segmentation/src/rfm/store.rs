@@ -82,23 +82,34 @@ pub fn update_progress(
         .map(drop)
 }
 
-/// Marks the job done, and forgets the scores of every job done before it.
+/// Marks the job done: its scores are the current ones from now on.
 pub fn update_done(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
-    let finished: DateTime<Utc> = diesel::update(rfm_jobs::table.find(id))
+    diesel::update(rfm_jobs::table.find(id))
         .set((
             rfm_jobs::state.eq("done"),
             rfm_jobs::finished_at.eq(diesel::dsl::now),
         ))
-        .returning(rfm_jobs::finished_at.assume_not_null())
-        .get_result(conn)?;
-    diesel::delete(
-        rfm_jobs::table
-            .filter(rfm_jobs::state.eq("done"))
-            .filter(rfm_jobs::id.ne(id))
-            .filter(rfm_jobs::finished_at.le(finished)),
-    )
-    .execute(conn)
-    .map(drop)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Forgets the jobs done before `current`, and their scores.
+pub fn delete_older_jobs(conn: &mut PgConnection, current: Uuid) -> QueryResult<usize> {
+    let finished: Option<DateTime<Utc>> = rfm_jobs::table
+        .find(current)
+        .select(rfm_jobs::finished_at)
+        .first(conn)?;
+    let Some(finished) = finished else {
+        return Ok(0);
+    };
+    let older: Vec<Uuid> = rfm_jobs::table
+        .filter(rfm_jobs::state.eq_any(["done", "failed"]))
+        .filter(rfm_jobs::id.ne(current))
+        .filter(rfm_jobs::finished_at.le(finished))
+        .select(rfm_jobs::id)
+        .load(conn)?;
+    diesel::delete(rfm_scores::table.filter(rfm_scores::job_id.eq_any(&older))).execute(conn)?;
+    diesel::delete(rfm_jobs::table.filter(rfm_jobs::id.eq_any(&older))).execute(conn)
 }
 
 pub fn update_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> QueryResult<()> {
@@ -114,72 +125,58 @@ pub fn update_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> QueryRes
         .map(drop)
 }
 
-/// Step 1: each unrestricted customer's measures over the orders in `[from, to)`, monetary
-/// multiplied by `factor` (into the job's currency); returns how many customers.
-pub fn insert_measures(
+/// The computation, as one statement: each unrestricted customer's measures over the orders
+/// in `[from, to)` (monetary multiplied by `factor`, into the job's currency), their scores
+/// 1..=bins by rank (equal values share the lowest rank of their group), and the segment
+/// `segment_case` names (an SQL CASE over `r5` and `f5`, the scores on a 1-5 scale). Returns
+/// how many customers were scored.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one statement's parameters, each named"
+)]
+pub fn insert_scores(
     conn: &mut PgConnection,
     job: Uuid,
     as_of: NaiveDate,
     from: NaiveDate,
     to: NaiveDate,
     factor: f64,
+    bins: i32,
+    segment_case: &str,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
-        "INSERT INTO rfm_scores (job_id, subject_id, recency_days, frequency, monetary_minor) \
-         SELECT $1, o.subject_id, \
-                $2 - (max(o.occurred_at) FILTER (WHERE o.kind = 'order') AT TIME ZONE 'UTC')::date, \
-                count(*) FILTER (WHERE o.kind = 'order'), \
-                round(COALESCE(sum(CASE WHEN o.kind = 'order' THEN o.reporting_minor \
-                                        ELSE -o.reporting_minor END), 0) * $5)::bigint \
-         FROM orders o JOIN customers c ON c.subject_id = o.subject_id AND NOT c.restricted \
-         WHERE o.occurred_at >= $3::timestamp AT TIME ZONE 'UTC' \
-           AND o.occurred_at < $4::timestamp AT TIME ZONE 'UTC' \
-         GROUP BY o.subject_id \
-         HAVING count(*) FILTER (WHERE o.kind = 'order') > 0",
-    )
+    diesel::sql_query(format!(
+        "INSERT INTO rfm_scores (job_id, subject_id, recency_days, frequency, monetary_minor, \
+                                 r, f, m, segment) \
+         WITH measured AS ( \
+           SELECT o.subject_id, \
+                  $2 - (max(o.occurred_at) FILTER (WHERE o.kind = 'order') \
+                        AT TIME ZONE 'UTC')::date AS recency_days, \
+                  count(*) FILTER (WHERE o.kind = 'order')::int AS frequency, \
+                  round(COALESCE(sum(CASE WHEN o.kind = 'order' THEN o.reporting_minor \
+                                          ELSE -o.reporting_minor END), 0) * $5)::bigint \
+                    AS monetary_minor \
+           FROM orders o JOIN customers c ON c.subject_id = o.subject_id AND NOT c.restricted \
+           WHERE o.occurred_at >= $3::timestamp AT TIME ZONE 'UTC' \
+             AND o.occurred_at < $4::timestamp AT TIME ZONE 'UTC' \
+           GROUP BY o.subject_id \
+           HAVING count(*) FILTER (WHERE o.kind = 'order') > 0), \
+         scored AS ( \
+           SELECT *, \
+                  1 + (rank() OVER (ORDER BY recency_days DESC) - 1) * $6 / count(*) OVER () AS r, \
+                  1 + (rank() OVER (ORDER BY frequency) - 1) * $6 / count(*) OVER () AS f, \
+                  1 + (rank() OVER (ORDER BY monetary_minor) - 1) * $6 / count(*) OVER () AS m \
+           FROM measured), \
+         named AS ( \
+           SELECT *, (r * 5 + $6 - 1) / $6 AS r5, (f * 5 + $6 - 1) / $6 AS f5 FROM scored) \
+         SELECT $1, subject_id, recency_days, frequency, monetary_minor, r, f, m, \
+                {segment_case} \
+         FROM named ORDER BY subject_id"
+    ))
     .bind::<SqlUuid, _>(job)
     .bind::<Date, _>(as_of)
     .bind::<Date, _>(from)
     .bind::<Date, _>(to)
     .bind::<Double, _>(factor)
-    .execute(conn)
-}
-
-/// Step 2: scores 1..=bins by rank, equal values sharing the lowest rank of their group.
-pub fn update_scores(conn: &mut PgConnection, job: Uuid, bins: i32) -> QueryResult<usize> {
-    diesel::sql_query(
-        "WITH ranked AS ( \
-           SELECT subject_id, \
-                  rank() OVER (ORDER BY recency_days DESC) AS rr, \
-                  rank() OVER (ORDER BY frequency) AS fr, \
-                  rank() OVER (ORDER BY monetary_minor) AS mr, \
-                  count(*) OVER () AS n \
-           FROM rfm_scores WHERE job_id = $1) \
-         UPDATE rfm_scores s SET \
-           r = 1 + (ranked.rr - 1) * $2 / ranked.n, \
-           f = 1 + (ranked.fr - 1) * $2 / ranked.n, \
-           m = 1 + (ranked.mr - 1) * $2 / ranked.n \
-         FROM ranked WHERE s.job_id = $1 AND s.subject_id = ranked.subject_id",
-    )
-    .bind::<SqlUuid, _>(job)
-    .bind::<Integer, _>(bins)
-    .execute(conn)
-}
-
-/// Step 3: the named segment, from `segment_case` (an SQL CASE over `r5` and `f5`).
-pub fn update_segments(
-    conn: &mut PgConnection,
-    job: Uuid,
-    bins: i32,
-    segment_case: &str,
-) -> QueryResult<usize> {
-    diesel::sql_query(format!(
-        "UPDATE rfm_scores t SET segment = {segment_case} \
-         FROM (SELECT subject_id, (r * 5 + $2 - 1) / $2 AS r5, (f * 5 + $2 - 1) / $2 AS f5 \
-               FROM rfm_scores WHERE job_id = $1) s \
-         WHERE t.job_id = $1 AND t.subject_id = s.subject_id"
-    ))
-    .bind::<SqlUuid, _>(job)
     .bind::<Integer, _>(bins)
     .execute(conn)
 }
@@ -212,15 +209,22 @@ pub fn list_segment_totals(conn: &mut PgConnection, job: Uuid) -> QueryResult<Ve
         .load(conn)
 }
 
+/// The subject's scores in every job kept (found job by job, through the primary key).
 pub fn list_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Vec<ScoreRow>> {
     rfm_scores::table
+        .filter(rfm_scores::job_id.eq_any(rfm_jobs::table.select(rfm_jobs::id)))
         .filter(rfm_scores::subject_id.eq(subject))
         .select(ScoreRow::as_select())
         .load(conn)
 }
 
 pub fn delete_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
-    diesel::delete(rfm_scores::table.filter(rfm_scores::subject_id.eq(subject))).execute(conn)
+    diesel::delete(
+        rfm_scores::table
+            .filter(rfm_scores::job_id.eq_any(rfm_jobs::table.select(rfm_jobs::id)))
+            .filter(rfm_scores::subject_id.eq(subject)),
+    )
+    .execute(conn)
 }
 
 #[cfg(test)]
@@ -235,26 +239,31 @@ mod tests {
     /// Recency days, frequency, monetary.
     type Measures = (i32, i32, i64);
 
-    /// Scores `measures` (subject i has measures[i]), inserted in `order`, on `bins` levels;
-    /// returns each subject's (r, f, m, segment).
+    /// Scores customers whose orders give `measures` (customer i has measures[i]), their
+    /// rows inserted in `order`, on `bins` levels as of 31 October 2026; returns each
+    /// customer's (r, f, m, segment).
     fn score(
         conn: &mut PgConnection,
         measures: &[Measures],
         order: &[usize],
         bins: i32,
     ) -> HashMap<usize, (i16, i16, i16, String)> {
+        use crate::schema::segmentation::{customers, orders};
+        diesel::delete(orders::table).execute(conn).unwrap();
+        diesel::delete(customers::table).execute(conn).unwrap();
+        let as_of = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
         let job = Uuid::now_v7();
         insert_job(
             conn,
             &JobRow {
                 id: job,
                 state: "running".to_owned(),
-                as_of: NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+                as_of,
                 window_days: 365,
                 bins,
                 currency: "EUR".to_owned(),
                 steps_done: 0,
-                steps_total: 3,
+                steps_total: 2,
                 customers: None,
                 started_at: Utc::now(),
                 finished_at: None,
@@ -265,21 +274,51 @@ mod tests {
         let subjects: Vec<Uuid> = (0..measures.len())
             .map(|i| Uuid::from_u128(i as u128 + 1))
             .collect();
+        let noon = |days_before: i32| {
+            (as_of - chrono::Days::new(u64::try_from(days_before).unwrap()))
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
         for &i in order {
             let (recency, frequency, monetary) = measures[i];
-            diesel::insert_into(rfm_scores::table)
+            diesel::insert_into(customers::table)
                 .values((
-                    rfm_scores::job_id.eq(job),
-                    rfm_scores::subject_id.eq(subjects[i]),
-                    rfm_scores::recency_days.eq(recency),
-                    rfm_scores::frequency.eq(frequency),
-                    rfm_scores::monetary_minor.eq(monetary),
+                    customers::subject_id.eq(subjects[i]),
+                    customers::created_at.eq(noon(400)),
                 ))
                 .execute(conn)
                 .unwrap();
+            // The latest order carries the whole amount; the others, a day apart, nothing.
+            for j in 0..frequency {
+                let amount = if j == 0 { monetary } else { 0 };
+                diesel::insert_into(orders::table)
+                    .values((
+                        orders::interaction_id.eq(Uuid::now_v7()),
+                        orders::subject_id.eq(subjects[i]),
+                        orders::kind.eq("order"),
+                        orders::order_id.eq(format!("{i}-{j}")),
+                        orders::occurred_at.eq(noon(recency + j)),
+                        orders::amount_minor.eq(amount),
+                        orders::currency.eq("EUR"),
+                        orders::reporting_minor.eq(Some(amount)),
+                    ))
+                    .execute(conn)
+                    .unwrap();
+            }
         }
-        update_scores(conn, job, bins).unwrap();
-        update_segments(conn, job, bins, &segment_case_sql()).unwrap();
+        let from = as_of + chrono::Days::new(1) - chrono::Days::new(365);
+        insert_scores(
+            conn,
+            job,
+            as_of,
+            from,
+            as_of + chrono::Days::new(1),
+            1.0,
+            bins,
+            &segment_case_sql(),
+        )
+        .unwrap();
         rfm_scores::table
             .filter(rfm_scores::job_id.eq(job))
             .select(ScoreRow::as_select())
@@ -288,6 +327,11 @@ mod tests {
             .into_iter()
             .map(|row| {
                 let i = subjects.iter().position(|s| *s == row.subject_id).unwrap();
+                // The measures came out as they went in.
+                assert_eq!(
+                    (row.recency_days, row.frequency, row.monetary_minor),
+                    measures[i]
+                );
                 (
                     i,
                     (

@@ -7,6 +7,7 @@ mod error;
 mod privacy;
 mod projection;
 mod rfm;
+mod rules;
 mod schema;
 
 use std::sync::Arc;

@@ -163,6 +163,22 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.segmentation.v1.Rfm/RfmSummary",
         Access::Scope(Scope::SegmentsRead),
     ),
+    (
+        "ecrm.segmentation.v1.Segments/DefineSegment",
+        Access::Scope(Scope::SegmentsWrite),
+    ),
+    (
+        "ecrm.segmentation.v1.Segments/ListSegments",
+        Access::Scope(Scope::SegmentsRead),
+    ),
+    (
+        "ecrm.segmentation.v1.Segments/IsMember",
+        Access::Scope(Scope::SegmentsRead),
+    ),
+    (
+        "ecrm.segmentation.v1.Segments/ExplainMembership",
+        Access::Scope(Scope::SegmentsRead),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

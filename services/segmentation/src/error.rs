@@ -11,6 +11,8 @@ pub enum SegmentationError {
     InvalidArgument { field: String, reason: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("a stored value is malformed")]
@@ -39,6 +41,7 @@ impl From<SegmentationError> for Status {
                 invalid_argument(&field, reason)
             }
             SegmentationError::NotFound(_) => Status::not_found(error.to_string()),
+            SegmentationError::AlreadyExists(message) => Status::already_exists(message),
             SegmentationError::Db(db) => db.into(),
             SegmentationError::Corrupt => internal_summary(&error.to_string()),
         }

@@ -9,6 +9,7 @@ mod projection;
 mod rfm;
 mod rules;
 mod schema;
+mod segments;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use ecrm_platform::profiles_feed::ProfilesFollower;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_proto::ecrm::segmentation::v1::rfm_server::RfmServer;
+use ecrm_proto::ecrm::segmentation::v1::segments_server::SegmentsServer;
 use tonic::transport::Channel;
 
 pub use crate::config::SegmentationConfig;
@@ -39,6 +41,7 @@ pub struct Segmentation {
     projection: Arc<projection::domain::Projection>,
     privacy: Arc<privacy::domain::Privacy>,
     rfm: Arc<rfm::domain::Rfm>,
+    segments: Arc<segments::domain::Segments>,
     verifier: Verifier,
 }
 
@@ -62,6 +65,10 @@ impl Segmentation {
             context: context.clone(),
             projection: Arc::new(projection::domain::Projection::new(rates.clone())),
             privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
+            segments: Arc::new(segments::domain::Segments::new(
+                context.db.clone(),
+                &rates.reporting,
+            )),
             rfm: Arc::new(rfm::domain::Rfm::new(context.db.clone(), rates)),
             verifier,
         })
@@ -86,6 +93,9 @@ impl Segmentation {
         ServiceRoutes::new(self.verifier.clone())
             .with(RfmServer::new(rfm::grpc::RfmService {
                 rfm: self.rfm.clone(),
+            }))
+            .with(SegmentsServer::new(segments::grpc::SegmentsService {
+                segments: self.segments.clone(),
             }))
             .with(PersonalDataServer::new(
                 privacy::grpc::PersonalDataService {

@@ -88,6 +88,17 @@ pub mod segmentation {
         }
     }
 
+    diesel::table! {
+        segmentation.segments (name) {
+            name -> Text,
+            description -> Text,
+            rule -> Text,
+            fields -> Array<Nullable<Text>>,
+            created_by -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
     diesel::allow_tables_to_appear_in_same_query!(
         customers,
         daily_visits,
@@ -96,5 +107,6 @@ pub mod segmentation {
         orders,
         rfm_jobs,
         rfm_scores,
+        segments,
     );
 }

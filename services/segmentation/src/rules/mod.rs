@@ -146,11 +146,6 @@
 //!
 //! Parsing never panics, whatever the input.
 
-#![allow(
-    dead_code,
-    reason = "the segments service that uses the rule language lands in the next slice"
-)]
-
 mod ast;
 mod error;
 mod eval;
@@ -158,15 +153,11 @@ mod lexer;
 mod parser;
 mod value;
 
-#[allow(
-    unused_imports,
-    reason = "the segments service that uses the rule language lands in the next slice"
-)]
 pub use self::{
     ast::Rule,
     error::RuleError,
-    eval::{ConditionOutcome, Explanation},
-    value::{Facts, FieldType, Schema, Value},
+    eval::Explanation,
+    value::{FieldType, Value},
 };
 
 /// The most characters (not bytes) a rule's source may hold.

@@ -7,6 +7,7 @@ pub mod db;
 pub mod feed;
 pub mod money;
 pub mod paging;
+pub mod privacy;
 pub mod profiles_feed;
 pub mod propagation;
 pub mod server;

@@ -81,16 +81,9 @@ impl PersonalData for NoPersonalData {
         &self,
         request: Request<RectifyRequest>,
     ) -> Result<Response<RectifyResponse>, Status> {
-        Ok(Response::new(RectifyResponse {
-            service: self.service.to_owned(),
-            applied: vec![],
-            not_held: request
-                .into_inner()
-                .corrections
-                .into_iter()
-                .map(|c| c.field)
-                .collect(),
-            notified_recipients: vec![],
-        }))
+        Ok(Response::new(ecrm_platform::privacy::nothing_to_rectify(
+            self.service,
+            request.get_ref(),
+        )))
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use ecrm_platform::Db;
+use ecrm_platform::privacy::ExportRecord;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -9,14 +10,6 @@ use super::store;
 use crate::dsr::store as request_store;
 use crate::error::ConsentError;
 use crate::ledger::store as ledger_store;
-
-/// One exported record.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub category: &'static str,
-    pub record_id: String,
-    pub document: serde_json::Value,
-}
 
 /// Kept after an erasure, and why.
 #[derive(Debug, Clone)]
@@ -58,12 +51,12 @@ impl Privacy {
     }
 
     /// Everything consent holds about `subject`.
-    pub async fn export(&self, subject: Uuid) -> Result<Vec<Record>, ConsentError> {
+    pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, ConsentError> {
         self.db
             .run(move |conn| {
                 let mut records = Vec::new();
                 for entry in ledger_store::list_by_subject_after(conn, subject, None, i64::MAX)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: LEDGER,
                         record_id: entry.id.to_string(),
                         document: json!({
@@ -91,7 +84,7 @@ impl Privacy {
                             .into_iter()
                             .map(|e| json!({ "status": e.to_status, "at": e.at, "note": e.note }))
                             .collect();
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: REQUESTS,
                         record_id: request.id.to_string(),
                         document: json!({
@@ -105,7 +98,7 @@ impl Privacy {
                     });
                 }
                 if let Some((restricted, changed_at)) = store::find_restriction(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: RESTRICTION,
                         record_id: subject.to_string(),
                         document: json!({ "restricted": restricted, "changed_at": changed_at }),

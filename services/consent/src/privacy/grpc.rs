@@ -1,14 +1,13 @@
 //! `ecrm.privacy.v1.PersonalData`, served by consent (the method table admits the data subject
 //! request orchestrator only).
 
-use std::pin::Pin;
 use std::sync::Arc;
 
+use ecrm_platform::privacy::{ExportStream, export_stream, nothing_to_rectify};
 use ecrm_platform::time::to_timestamp;
 use ecrm_proto::ecrm::common::v1::LawfulBasis;
 use ecrm_proto::ecrm::privacy::v1 as pb;
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
-use futures::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -38,8 +37,6 @@ fn category(key: &str, description: &str, basis: LawfulBasis, retention: &str) -
 pub struct PersonalDataService {
     pub privacy: Arc<Privacy>,
 }
-
-type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl PersonalData for PersonalDataService {
@@ -84,14 +81,7 @@ impl PersonalData for PersonalDataService {
         let subject = uuid("subject_id", &body.subject_id)?;
         uuid("request_id", &body.request_id)?;
         let records = self.privacy.export(subject).await?;
-        let stream = futures::stream::iter(records.into_iter().map(|record| {
-            Ok(pb::ExportResponse {
-                category: record.category.to_owned(),
-                record_id: record.record_id,
-                document_json: record.document.to_string(),
-            })
-        }));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(export_stream(records)))
     }
 
     async fn erase(
@@ -164,11 +154,6 @@ impl PersonalData for PersonalDataService {
         let body = request.get_ref();
         uuid("subject_id", &body.subject_id)?;
         uuid("request_id", &body.request_id)?;
-        Ok(Response::new(pb::RectifyResponse {
-            service: SERVICE.to_owned(),
-            applied: Vec::new(),
-            not_held: body.corrections.iter().map(|c| c.field.clone()).collect(),
-            notified_recipients: Vec::new(),
-        }))
+        Ok(Response::new(nothing_to_rectify(SERVICE, body)))
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use ecrm_crypto::BlindIndexKey;
 use ecrm_platform::Db;
+use ecrm_platform::privacy::ExportRecord;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -55,14 +56,6 @@ pub struct Restriction {
     pub restricted: bool,
     pub since: DateTime<Utc>,
     pub notified: Vec<String>,
-}
-
-/// One exported record.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub category: &'static str,
-    pub record_id: String,
-    pub document: serde_json::Value,
 }
 
 /// What an erasure did, as stored and replayed.
@@ -123,7 +116,7 @@ impl Privacy {
         &self,
         caller: Caller,
         subject: Uuid,
-    ) -> Result<Vec<Record>, ProfilesError> {
+    ) -> Result<Vec<ExportRecord>, ProfilesError> {
         let keys = self.keys.clone();
         let lookup_key = self.lookup_key.clone();
         let descriptor = self.interaction.clone();
@@ -135,7 +128,7 @@ impl Privacy {
                 let subject = row.subject_id;
                 access_log::record(conn, &caller, Action::Read, &[subject])?;
                 let key = keys.get(conn, subject)?;
-                let mut records = vec![Record {
+                let mut records = vec![ExportRecord {
                     category: "profile",
                     record_id: subject.to_string(),
                     document: json!({
@@ -148,7 +141,7 @@ impl Privacy {
                 for r in identifier_store::list_by_subjects(conn, &[subject])? {
                     let id = r.id;
                     let stored = view::open_identifier(&key, r)?;
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "profile.identifiers",
                         record_id: id.to_string(),
                         document: json!({
@@ -165,7 +158,7 @@ impl Privacy {
                 }
                 for r in attribute_store::list_by_subject(conn, subject)? {
                     let (name, value) = view::open_attribute(&key, &r)?;
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "profile.attributes",
                         record_id: r.id.to_string(),
                         document: json!({
@@ -190,7 +183,7 @@ impl Privacy {
                         object.insert("kind".to_owned(), json!(r.kind));
                         object.insert("recorded_at".to_owned(), json!(r.recorded_at));
                     }
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "interactions",
                         record_id: r.id.to_string(),
                         document,
@@ -198,7 +191,7 @@ impl Privacy {
                 }
                 for r in store::list_merges_by_subject(conn, subject)? {
                     let reason = keys::open_text(&key, MERGE_TABLE, r.id, &r.sealed_reason)?;
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "profile.merges",
                         record_id: r.id.to_string(),
                         document: json!({
@@ -210,7 +203,7 @@ impl Privacy {
                     });
                 }
                 for r in disclosures::list_by_subject(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "disclosures",
                         record_id: r.id.to_string(),
                         document: json!({
@@ -221,7 +214,7 @@ impl Privacy {
                     });
                 }
                 for r in notices::list_by_subject(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "recipient_notices",
                         record_id: r.id.to_string(),
                         document: json!({
@@ -236,7 +229,7 @@ impl Privacy {
                 }
                 // Last, so the export lists the accesses up to and including itself.
                 for r in access_log::list_by_subject(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "access_log",
                         record_id: r.id.to_string(),
                         document: json!({

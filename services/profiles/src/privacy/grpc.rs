@@ -1,14 +1,13 @@
 //! `ecrm.privacy.v1.PersonalData`, served by profiles.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ecrm_platform::privacy::{ExportStream, export_stream};
 use ecrm_platform::time::to_timestamp;
 use ecrm_proto::ecrm::common::v1::LawfulBasis;
 use ecrm_proto::ecrm::privacy::v1 as pb;
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
-use futures::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -170,8 +169,6 @@ pub struct PersonalDataService {
     pub privacy: Arc<Privacy>,
 }
 
-type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl PersonalData for PersonalDataService {
     async fn describe(
@@ -196,14 +193,7 @@ impl PersonalData for PersonalDataService {
         request_id(&body.request_id)?;
         let caller = Caller::for_request(principal, "PersonalData/Export");
         let records = self.privacy.export(caller, subject).await?;
-        let stream = futures::stream::iter(records.into_iter().map(|record| {
-            Ok(pb::ExportResponse {
-                category: record.category.to_owned(),
-                record_id: record.record_id,
-                document_json: record.document.to_string(),
-            })
-        }));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(export_stream(records)))
     }
 
     async fn erase(

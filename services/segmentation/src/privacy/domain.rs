@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ecrm_platform::Db;
+use ecrm_platform::privacy::ExportRecord;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -10,14 +11,6 @@ use crate::error::SegmentationError;
 use crate::projection::store;
 use crate::rfm::store as rfm_store;
 use crate::schema::segmentation::erasures;
-
-/// One exported record.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub category: &'static str,
-    pub record_id: String,
-    pub document: serde_json::Value,
-}
 
 /// What an erasure deleted, per category, and when it was first carried out.
 #[derive(Debug, Clone)]
@@ -38,12 +31,12 @@ impl Privacy {
     }
 
     /// Every record about the subject: its aggregates, orders and returns, visit days.
-    pub async fn export(&self, subject: Uuid) -> Result<Vec<Record>, SegmentationError> {
+    pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
         self.db
             .run(move |conn| {
                 let mut records = Vec::new();
                 if let Some(c) = store::find_customer(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "segmentation.aggregates",
                         record_id: c.subject_id.to_string(),
                         document: json!({
@@ -64,7 +57,7 @@ impl Privacy {
                     });
                 }
                 for o in store::list_orders(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "segmentation.orders",
                         record_id: o.interaction_id.to_string(),
                         document: json!({
@@ -78,7 +71,7 @@ impl Privacy {
                     });
                 }
                 for score in rfm_store::list_by_subject(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "segmentation.rfm",
                         record_id: format!("{}/{}", score.job_id, score.subject_id),
                         document: json!({
@@ -94,7 +87,7 @@ impl Privacy {
                     });
                 }
                 for v in store::list_visits(conn, subject)? {
-                    records.push(Record {
+                    records.push(ExportRecord {
                         category: "segmentation.visits",
                         record_id: format!("{}/{}", v.subject_id, v.day),
                         document: json!({ "day": v.day, "views": v.views }),

@@ -206,6 +206,45 @@ impl Suite {
 }
 
 impl Suite {
+    /// Stops this consent service and starts another on the same database, carrying
+    /// requests out at `target`, as a restart would.
+    async fn restart_with(&mut self, target: PersonalDataTarget) {
+        self.consent_shutdown.cancel();
+        self.consent_shutdown = CancellationToken::new();
+        self.consent = serve_consent(
+            &self.database,
+            &self.auth,
+            &self.master,
+            target,
+            self.consent_shutdown.clone(),
+        )
+        .await;
+    }
+
+    /// A restart where profiles' address answers nothing.
+    async fn restart_unreachable(&mut self) {
+        let unreachable = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        self.restart_with(PersonalDataTarget {
+            name: "profiles".to_owned(),
+            channel: Channel::from_shared(format!("http://{unreachable}"))
+                .unwrap()
+                .connect_lazy(),
+        })
+        .await;
+    }
+
+    /// A restart reaching profiles again.
+    async fn restart_reaching_profiles(&mut self) {
+        let target = PersonalDataTarget {
+            name: "profiles".to_owned(),
+            channel: self.profiles.channel(),
+        };
+        self.restart_with(target).await;
+    }
+
     /// The subject's profile as customer service reads it.
     async fn profile(&self, subject: &str) -> profiles::Profile {
         let mut read = call(
@@ -475,26 +514,7 @@ async fn a_task_that_fails_is_retried_and_a_restarted_service_finishes_it() {
     let mut suite = Suite::start().await;
     let subject = suite.customer("bo@example.com").await;
     // A consent service whose profiles address answers nothing.
-    suite.consent_shutdown.cancel();
-    let unreachable = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let shutdown = CancellationToken::new();
-    let nowhere = PersonalDataTarget {
-        name: "profiles".to_owned(),
-        channel: Channel::from_shared(format!("http://{unreachable}"))
-            .unwrap()
-            .connect_lazy(),
-    };
-    suite.consent = serve_consent(
-        &suite.database,
-        &suite.auth,
-        &suite.master,
-        nowhere,
-        shutdown.clone(),
-    )
-    .await;
+    suite.restart_unreachable().await;
     let id = suite.approved(&subject, pb::RequestType::Erasure).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let failing = loop {
@@ -508,20 +528,7 @@ async fn a_task_that_fails_is_retried_and_a_restarted_service_finishes_it() {
     assert_eq!(failing.status(), pb::RequestStatus::InProgress);
 
     // The service restarts, reaching profiles this time: the pending tasks complete.
-    shutdown.cancel();
-    let target = PersonalDataTarget {
-        name: "profiles".to_owned(),
-        channel: suite.profiles.channel(),
-    };
-    let restarted = CancellationToken::new();
-    suite.consent = serve_consent(
-        &suite.database,
-        &suite.auth,
-        &suite.master,
-        target,
-        restarted.clone(),
-    )
-    .await;
+    suite.restart_reaching_profiles().await;
     let done = suite.completed(&id).await;
     assert!(done.tasks.iter().all(|t| t.done && t.last_error.is_empty()));
     assert!(
@@ -529,7 +536,6 @@ async fn a_task_that_fails_is_retried_and_a_restarted_service_finishes_it() {
         "{:?}",
         done.tasks
     );
-    restarted.cancel();
 }
 
 fn correction(field: &str, value_json: &str) -> privacy::Correction {
@@ -823,26 +829,7 @@ async fn a_lifting_waits_for_the_restriction_submitted_before_it() {
     let mut suite = Suite::start().await;
     let subject = suite.customer("ada@example.com").await;
     // Profiles cannot be reached: the restriction fails and waits to be retried.
-    suite.consent_shutdown.cancel();
-    let unreachable = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let shutdown = CancellationToken::new();
-    let nowhere = PersonalDataTarget {
-        name: "profiles".to_owned(),
-        channel: Channel::from_shared(format!("http://{unreachable}"))
-            .unwrap()
-            .connect_lazy(),
-    };
-    suite.consent = serve_consent(
-        &suite.database,
-        &suite.auth,
-        &suite.master,
-        nowhere,
-        shutdown.clone(),
-    )
-    .await;
+    suite.restart_unreachable().await;
     let restriction = suite.approved(&subject, pb::RequestType::Restriction).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while suite.request(&restriction).await.tasks[0].attempts == 0 {
@@ -860,22 +847,8 @@ async fn a_lifting_waits_for_the_restriction_submitted_before_it() {
     );
 
     // Profiles is back: the restriction, then the lifting; the subject's last wish stands.
-    shutdown.cancel();
-    let restarted = CancellationToken::new();
-    let target = PersonalDataTarget {
-        name: "profiles".to_owned(),
-        channel: suite.profiles.channel(),
-    };
-    suite.consent = serve_consent(
-        &suite.database,
-        &suite.auth,
-        &suite.master,
-        target,
-        restarted.clone(),
-    )
-    .await;
+    suite.restart_reaching_profiles().await;
     suite.completed(&restriction).await;
     suite.completed(&lift).await;
     assert!(!suite.profile(&subject).await.restricted);
-    restarted.cancel();
 }

@@ -189,6 +189,17 @@ pub fn service_endpoint(
         })
 }
 
+/// [`service_endpoint`] for a flag that may be unset: `None` when it is.
+pub fn optional_service_endpoint(
+    url: Option<&str>,
+    flag: &'static str,
+    env: &'static str,
+    example: &str,
+) -> Result<Option<tonic::transport::Endpoint>, ConfigError> {
+    url.map(|url| service_endpoint(url, flag, env, example))
+        .transpose()
+}
+
 impl PlatformConfig {
     /// Checks what clap's per-value parsing cannot: limits and agreement between values.
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecrm_crypto::{MasterKey, MasterKeyArg};
-use ecrm_platform::config::{ConfigError, SecretParser, service_endpoint};
+use ecrm_platform::config::{
+    ConfigError, SecretParser, optional_service_endpoint, service_endpoint,
+};
 use tonic::transport::Endpoint;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -82,16 +84,11 @@ impl ConsentConfig {
 
     /// The profiles service's endpoint, when one is configured.
     pub fn profiles_endpoint(&self) -> Result<Option<Endpoint>, ConfigError> {
-        self.profiles_url
-            .as_deref()
-            .map(|url| {
-                service_endpoint(
-                    url,
-                    "--profiles-url",
-                    "ECRM_PROFILES_URL",
-                    "http://127.0.0.1:50052",
-                )
-            })
-            .transpose()
+        optional_service_endpoint(
+            self.profiles_url.as_deref(),
+            "--profiles-url",
+            "ECRM_PROFILES_URL",
+            "http://127.0.0.1:50052",
+        )
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecrm_crypto::{MasterKey, MasterKeyArg};
-use ecrm_platform::config::{ConfigError, SecretParser, service_endpoint};
+use ecrm_platform::config::{ConfigError, SecretParser, optional_service_endpoint};
 use tonic::transport::Endpoint;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -38,17 +38,12 @@ impl ProfilesConfig {
 
     /// The consent service's endpoint, when one is configured.
     pub fn consent_endpoint(&self) -> Result<Option<Endpoint>, ConfigError> {
-        self.consent_url
-            .as_deref()
-            .map(|url| {
-                service_endpoint(
-                    url,
-                    "--consent-url",
-                    "ECRM_CONSENT_URL",
-                    "http://127.0.0.1:50053",
-                )
-            })
-            .transpose()
+        optional_service_endpoint(
+            self.consent_url.as_deref(),
+            "--consent-url",
+            "ECRM_CONSENT_URL",
+            "http://127.0.0.1:50053",
+        )
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ecrm_platform::config::{ConfigError, service_endpoint};
+use ecrm_platform::config::{ConfigError, optional_service_endpoint};
 use ecrm_platform::money::is_currency;
 use tonic::transport::Endpoint;
 
@@ -101,17 +101,12 @@ impl SegmentationConfig {
 
     /// The profiles service's endpoint, when one is configured.
     pub fn profiles_endpoint(&self) -> Result<Option<Endpoint>, ConfigError> {
-        self.profiles_url
-            .as_deref()
-            .map(|url| {
-                service_endpoint(
-                    url,
-                    "--profiles-url",
-                    "ECRM_PROFILES_URL",
-                    "http://127.0.0.1:50052",
-                )
-            })
-            .transpose()
+        optional_service_endpoint(
+            self.profiles_url.as_deref(),
+            "--profiles-url",
+            "ECRM_PROFILES_URL",
+            "http://127.0.0.1:50052",
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 //! restrictive decision of either the survivor's, per purpose and channel, recorded in the
 //! ledger; an order makes the subject an existing customer (soft opt-in).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -79,14 +79,16 @@ fn merge(
         }
         append(conn, &caller, &carried_over(into, winner)?)?;
     }
-    if let Some(objected_at) =
-        crate::dsr::objection::list_objected(conn, &[merged])?.remove(&merged)
-    {
-        carry_objection(conn, merged, into, objected_at)?;
+    let objection: Option<(Uuid, DateTime<Utc>)> = objections::table
+        .find(merged)
+        .select((objections::request_id, objections::objected_at))
+        .first(conn)
+        .optional()?;
+    if let Some((request, objected_at)) = objection {
+        carry_objection(conn, into, request, objected_at)?;
     }
-    if let Some((true, _)) = privacy_store::find_restriction(conn, merged)? {
-        let request = privacy_store::find_restriction_request(conn, merged)?;
-        privacy_store::upsert_restriction(conn, into, true, request.unwrap_or(Uuid::nil()))?;
+    if let Some(request) = privacy_store::find_active_restriction(conn, merged)? {
+        privacy_store::upsert_restriction(conn, into, true, request)?;
     }
     if let Some((first, last)) = store::find_purchases(conn, merged)? {
         store::upsert_purchase(conn, into, first, last)?;
@@ -150,31 +152,20 @@ fn carried_over(into: Uuid, entry: &EntryRow) -> Result<NewDecision, ConsentErro
 /// The survivor objects too, from the later of the two objections.
 fn carry_objection(
     conn: &mut PgConnection,
-    merged: Uuid,
     into: Uuid,
+    request: Uuid,
     objected_at: DateTime<Utc>,
 ) -> Result<(), ConsentError> {
-    let request: Uuid = objections::table
-        .find(merged)
-        .select(objections::request_id)
-        .first(conn)?;
-    let ours: HashMap<Uuid, DateTime<Utc>> = crate::dsr::objection::list_objected(conn, &[into])?;
-    if ours.get(&into).is_some_and(|at| *at >= objected_at) {
-        return Ok(());
-    }
-    diesel::insert_into(objections::table)
-        .values((
-            objections::subject_id.eq(into),
-            objections::request_id.eq(request),
-            objections::objected_at.eq(objected_at),
-        ))
-        .on_conflict(objections::subject_id)
-        .do_update()
-        .set((
-            objections::request_id.eq(request),
-            objections::objected_at.eq(objected_at),
-        ))
-        .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO objections (subject_id, request_id, objected_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (subject_id) DO UPDATE \
+           SET request_id = excluded.request_id, objected_at = excluded.objected_at \
+           WHERE objections.objected_at < excluded.objected_at",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(into)
+    .bind::<diesel::sql_types::Uuid, _>(request)
+    .bind::<diesel::sql_types::Timestamptz, _>(objected_at)
+    .execute(conn)?;
     Ok(())
 }
 

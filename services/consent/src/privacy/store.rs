@@ -76,13 +76,14 @@ pub fn delete_restriction(conn: &mut PgConnection, subject: Uuid) -> QueryResult
     diesel::delete(restrictions::table.find(subject)).execute(conn)
 }
 
-/// The request that last set or lifted the subject's restriction.
-pub fn find_restriction_request(
+/// The request behind the subject's restriction, while it is restricted.
+pub fn find_active_restriction(
     conn: &mut PgConnection,
     subject: Uuid,
 ) -> QueryResult<Option<Uuid>> {
     restrictions::table
         .find(subject)
+        .filter(restrictions::restricted)
         .select(restrictions::request_id)
         .first(conn)
         .optional()

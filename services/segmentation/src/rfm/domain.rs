@@ -224,13 +224,12 @@ impl Rfm {
             .run(move |conn| {
                 let customers =
                     store::insert_scores(conn, id, as_of, from, to, factor, bins, &case)?;
-                store::update_progress(conn, id, 1, Some(i64::try_from(customers).unwrap_or(0)))?;
+                store::update_scored(conn, id, i64::try_from(customers).unwrap_or(0))?;
                 Ok::<_, SegmentationError>(())
             })
             .await?;
         self.db
             .run(move |conn| {
-                store::update_progress(conn, id, STEPS, None)?;
                 store::update_done(conn, id)?;
                 Ok::<_, SegmentationError>(())
             })

@@ -63,30 +63,23 @@ pub fn find_current(conn: &mut PgConnection) -> QueryResult<Option<JobRow>> {
         .optional()
 }
 
-pub fn update_progress(
-    conn: &mut PgConnection,
-    id: Uuid,
-    steps_done: i32,
-    customers: Option<i64>,
-) -> QueryResult<()> {
+/// The scoring step is done: `customers` were scored.
+pub fn update_scored(conn: &mut PgConnection, id: Uuid, customers: i64) -> QueryResult<()> {
     diesel::update(rfm_jobs::table.find(id))
         .set((
-            rfm_jobs::steps_done.eq(steps_done),
-            rfm_jobs::customers.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<BigInt>>(
-                "COALESCE(",
-            )
-            .bind::<diesel::sql_types::Nullable<BigInt>, _>(customers)
-            .sql(", customers)")),
+            rfm_jobs::steps_done.eq(1),
+            rfm_jobs::customers.eq(customers),
         ))
         .execute(conn)
         .map(drop)
 }
 
-/// Marks the job done: its scores are the current ones from now on.
+/// Marks the job done, every step of it: its scores are the current ones from now on.
 pub fn update_done(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
     diesel::update(rfm_jobs::table.find(id))
         .set((
             rfm_jobs::state.eq("done"),
+            rfm_jobs::steps_done.eq(rfm_jobs::steps_total),
             rfm_jobs::finished_at.eq(diesel::dsl::now),
         ))
         .execute(conn)

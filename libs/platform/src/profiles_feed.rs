@@ -40,6 +40,9 @@ pub trait ChangeSink: Send + Sync + 'static {
 
     /// Applies `changes`, in feed order, in the caller's transaction.
     fn apply(&self, conn: &mut PgConnection, changes: &[pb::Change]) -> Result<(), Self::Error>;
+
+    /// Called once what `apply` wrote has committed: the place to wake readers of it.
+    fn committed(&self) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +186,8 @@ impl<S: ChangeSink> ProfilesFollower<S> {
                 Ok::<_, S::Error>(())
             })
             .await
-            .map_err(|error| FollowError::Apply(error.to_string()))
+            .map_err(|error| FollowError::Apply(error.to_string()))?;
+        self.sink.committed();
+        Ok(())
     }
 }

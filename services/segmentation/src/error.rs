@@ -13,6 +13,8 @@ pub enum SegmentationError {
     NotFound(&'static str),
     #[error("{0}")]
     AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("a stored value is malformed")]
@@ -34,6 +36,12 @@ impl From<diesel::result::Error> for SegmentationError {
     }
 }
 
+impl From<ecrm_platform::paging::PageError> for SegmentationError {
+    fn from(error: ecrm_platform::paging::PageError) -> Self {
+        Self::invalid(error.field, error.reason)
+    }
+}
+
 impl From<SegmentationError> for Status {
     fn from(error: SegmentationError) -> Self {
         match error {
@@ -42,6 +50,7 @@ impl From<SegmentationError> for Status {
             }
             SegmentationError::NotFound(_) => Status::not_found(error.to_string()),
             SegmentationError::AlreadyExists(message) => Status::already_exists(message),
+            SegmentationError::FailedPrecondition(message) => Status::failed_precondition(message),
             SegmentationError::Db(db) => db.into(),
             SegmentationError::Corrupt => internal_summary(&error.to_string()),
         }

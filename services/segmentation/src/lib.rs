@@ -52,7 +52,8 @@ impl std::fmt::Debug for Segmentation {
 }
 
 impl Segmentation {
-    /// Builds the service on `context`'s database, checking calls with `verifier`.
+    /// Builds the service on `context`'s database, checking calls with `verifier`, and starts
+    /// the upkeep of segment memberships.
     pub fn new(
         context: &ServiceContext,
         config: &SegmentationConfig,
@@ -61,15 +62,36 @@ impl Segmentation {
         let rates = config
             .rates()
             .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
+        let memberships = Arc::new(segments::maintain::Maintainer::new(
+            ecrm_platform::money::minor_units(&rates.reporting),
+        ));
+        segments::worker::spawn(
+            context.db.clone(),
+            memberships.clone(),
+            context.shutdown.clone(),
+        );
         Ok(Self {
             context: context.clone(),
-            projection: Arc::new(projection::domain::Projection::new(rates.clone())),
-            privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
+            projection: Arc::new(projection::domain::Projection::new(
+                rates.clone(),
+                memberships.clone(),
+            )),
+            privacy: Arc::new(privacy::domain::Privacy::new(
+                context.db.clone(),
+                memberships.clone(),
+            )),
             segments: Arc::new(segments::domain::Segments::new(
                 context.db.clone(),
                 &rates.reporting,
+                memberships.changed.clone(),
+                memberships.sweep.clone(),
+                context.shutdown.clone(),
             )),
-            rfm: Arc::new(rfm::domain::Rfm::new(context.db.clone(), rates)),
+            rfm: Arc::new(rfm::domain::Rfm::new(
+                context.db.clone(),
+                rates,
+                memberships.sweep.clone(),
+            )),
             verifier,
         })
     }

@@ -1,6 +1,12 @@
 // @generated automatically by Diesel CLI.
 
 pub mod segmentation {
+    pub mod sql_types {
+        #[derive(diesel::sql_types::SqlType)]
+        #[diesel(postgres_type(name = "xid8", schema = "pg_catalog"))]
+        pub struct Xid8;
+    }
+
     diesel::table! {
         segmentation.customers (subject_id) {
             subject_id -> Uuid,
@@ -41,6 +47,37 @@ pub mod segmentation {
             feed -> Text,
             cursor -> Text,
             updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        segmentation.membership_checks (segment, subject_id) {
+            segment -> Text,
+            subject_id -> Uuid,
+            due_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        use diesel::sql_types::*;
+        use super::sql_types::Xid8;
+
+        segmentation.membership_events (seq) {
+            seq -> Int8,
+            tx -> Xid8,
+            segment -> Text,
+            subject_id -> Uuid,
+            joined -> Bool,
+            reason -> Text,
+            occurred_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        segmentation.memberships (segment, subject_id) {
+            segment -> Text,
+            subject_id -> Uuid,
+            joined_at -> Timestamptz,
         }
     }
 
@@ -96,14 +133,24 @@ pub mod segmentation {
             fields -> Array<Nullable<Text>>,
             created_by -> Text,
             created_at -> Timestamptz,
+            sweeping -> Bool,
+            sweep_after -> Nullable<Uuid>,
+            populated_at -> Nullable<Timestamptz>,
         }
     }
+
+    diesel::joinable!(membership_checks -> segments (segment));
+    diesel::joinable!(membership_events -> segments (segment));
+    diesel::joinable!(memberships -> segments (segment));
 
     diesel::allow_tables_to_appear_in_same_query!(
         customers,
         daily_visits,
         erasures,
         feed_cursors,
+        membership_checks,
+        membership_events,
+        memberships,
         orders,
         rfm_jobs,
         rfm_scores,

@@ -182,7 +182,8 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
             ("segmentation.aggregates", 1),
             ("segmentation.orders", 1),
             ("segmentation.visits", 0),
-            ("segmentation.rfm", 0)
+            ("segmentation.rfm", 0),
+            ("segmentation.memberships", 0)
         ]
     );
     let again = erase().await;

@@ -1,5 +1,8 @@
 //! Export, erasure and restriction of one subject's data: the projection and the scores.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ecrm_platform::Db;
@@ -11,6 +14,9 @@ use crate::error::SegmentationError;
 use crate::projection::store;
 use crate::rfm::store as rfm_store;
 use crate::schema::segmentation::erasures;
+use crate::segments::facts;
+use crate::segments::maintain::{Maintainer, Touched};
+use crate::segments::members::{self, Reason};
 
 /// What an erasure deleted, per category, and when it was first carried out.
 #[derive(Debug, Clone)]
@@ -23,15 +29,18 @@ pub struct Receipt {
 #[derive(Debug, Clone)]
 pub struct Privacy {
     db: Db,
+    memberships: Arc<Maintainer>,
 }
 
 impl Privacy {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, memberships: Arc<Maintainer>) -> Self {
+        Self { db, memberships }
     }
 
-    /// Every record about the subject: its aggregates, orders and returns, visit days.
+    /// Every record about the subject: its aggregates, orders and returns, visit days, and
+    /// the segments it is in with the reasons.
     pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
+        let memberships = self.memberships.clone();
         self.db
             .run(move |conn| {
                 let mut records = Vec::new();
@@ -93,6 +102,7 @@ impl Privacy {
                         document: json!({ "day": v.day, "views": v.views }),
                     });
                 }
+                records.extend(membership_records(conn, &memberships, subject)?);
                 Ok(records)
             })
             .await
@@ -100,6 +110,7 @@ impl Privacy {
 
     /// Deletes everything about the subject; repeating `request` replays the first receipt.
     pub async fn erase(&self, subject: Uuid, request: Uuid) -> Result<Receipt, SegmentationError> {
+        let memberships = self.memberships.clone();
         self.db
             .run(move |conn| {
                 let done: Option<(serde_json::Value, DateTime<Utc>)> = erasures::table
@@ -116,6 +127,8 @@ impl Privacy {
                         replayed: true,
                     });
                 }
+                let segments = members::list_by_subject(conn, subject)?.len();
+                memberships.forget(conn, subject, Reason::Erased)?;
                 let (customers, orders, visits) = store::delete_subject(conn, subject)?;
                 let scores = rfm_store::delete_by_subject(conn, subject)?;
                 let erased: Vec<(String, u64)> = vec![
@@ -123,6 +136,7 @@ impl Privacy {
                     ("segmentation.orders".to_owned(), orders as u64),
                     ("segmentation.visits".to_owned(), visits as u64),
                     ("segmentation.rfm".to_owned(), scores as u64),
+                    ("segmentation.memberships".to_owned(), segments as u64),
                 ];
                 let completed_at: DateTime<Utc> = diesel::insert_into(erasures::table)
                     .values((
@@ -148,7 +162,9 @@ impl Privacy {
         subject: Uuid,
         restricted: bool,
     ) -> Result<DateTime<Utc>, SegmentationError> {
-        self.db
+        let memberships = self.memberships.clone();
+        let now = self
+            .db
             .run(move |conn| {
                 let now = Utc::now();
                 store::insert_customer(conn, subject, now)?;
@@ -157,8 +173,66 @@ impl Privacy {
                 if restricted {
                     rfm_store::delete_by_subject(conn, subject)?;
                 }
-                Ok(now)
+                // Out of every segment while restricted; back in where the rules say after.
+                memberships.evaluate_touched(
+                    conn,
+                    &HashMap::from([(subject, Touched::All)]),
+                    now,
+                )?;
+                Ok::<_, SegmentationError>(now)
             })
-            .await
+            .await?;
+        self.memberships.changed.notify_waiters();
+        Ok(now)
     }
+}
+
+/// The segments the subject is in, each with the outcome of every condition of its rule now.
+fn membership_records(
+    conn: &mut PgConnection,
+    memberships: &Maintainer,
+    subject: Uuid,
+) -> Result<Vec<ExportRecord>, SegmentationError> {
+    let joined = members::list_by_subject(conn, subject)?;
+    if joined.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let facts = facts::load(conn, &[subject], now)?
+        .remove(&subject)
+        .map(|timeline| timeline.facts_at(now, memberships.minor_units()))
+        .unwrap_or_default();
+    let rules: HashMap<String, _> = memberships
+        .segments(conn)?
+        .into_iter()
+        .map(|(segment, _)| (segment.name, segment.rule))
+        .collect();
+    Ok(joined
+        .into_iter()
+        .map(|(segment, joined_at)| {
+            let conditions: Vec<serde_json::Value> = rules
+                .get(&segment)
+                .map(|rule| rule.evaluate(&facts).conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| {
+                    json!({
+                        "condition": c.condition,
+                        "field": c.field,
+                        "value": c.value.map(|v| v.to_string()),
+                        "result": c.result,
+                    })
+                })
+                .collect();
+            ExportRecord {
+                category: "segmentation.memberships",
+                record_id: segment.clone(),
+                document: json!({
+                    "segment": segment,
+                    "joined_at": joined_at,
+                    "conditions": conditions,
+                }),
+            }
+        })
+        .collect())
 }

@@ -62,6 +62,10 @@ impl PersonalData for PersonalDataService {
                     "segmentation.rfm",
                     "recency, frequency and monetary measures, their scores and the named segment, of the latest computation",
                 ),
+                category(
+                    "segmentation.memberships",
+                    "the rule segments the customer is in, since when, and why (each condition with the customer's value); past joins and leaves",
+                ),
             ],
         }))
     }

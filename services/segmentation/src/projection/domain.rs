@@ -1,6 +1,9 @@
 //! What a change at profiles does to the projection: a customer appears, buys, returns,
 //! visits, is merged into another, restricted, or erased.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use ecrm_platform::money::convert;
@@ -13,23 +16,29 @@ use super::store::{self, OrderRow};
 use crate::config::Rates;
 use crate::error::SegmentationError;
 use crate::rfm::store as rfm_store;
+use crate::segments::facts::{ORDER_FIELDS, VISIT_FIELDS};
+use crate::segments::maintain::{Maintainer, Touched};
+use crate::segments::members::Reason;
 
 /// Segmentation's side of the profiles feed.
 #[derive(Debug, Clone)]
 pub struct Projection {
     rates: Rates,
+    memberships: Arc<Maintainer>,
 }
 
 impl Projection {
-    pub fn new(rates: Rates) -> Self {
-        Self { rates }
+    pub fn new(rates: Rates, memberships: Arc<Maintainer>) -> Self {
+        Self { rates, memberships }
     }
 
-    /// Applies one change in the caller's transaction.
+    /// Applies one change in the caller's transaction, noting in `touched` whose facts it
+    /// may have moved.
     pub fn apply(
         &self,
         conn: &mut PgConnection,
         change: &pb::Change,
+        touched: &mut HashMap<Uuid, Touched>,
     ) -> Result<(), SegmentationError> {
         let subject = uuid(&change.subject_id)?;
         let at = change
@@ -38,12 +47,21 @@ impl Projection {
             .and_then(from_timestamp)
             .ok_or(SegmentationError::Corrupt)?;
         match change.kind() {
-            pb::ChangeKind::Created => store::insert_customer(conn, subject, at)?,
+            pb::ChangeKind::Created => {
+                store::insert_customer(conn, subject, at)?;
+                touch(touched, subject, Touched::All);
+            }
             pb::ChangeKind::InteractionRecorded => {
                 // A customer created before the feed's oldest change still held.
-                store::insert_customer(conn, subject, at)?;
+                if store::insert_customer(conn, subject, at)? {
+                    touch(touched, subject, Touched::All);
+                }
                 if let Some(interaction) = &change.interaction {
-                    self.interaction(conn, subject, interaction, at)?;
+                    touch(
+                        touched,
+                        subject,
+                        self.interaction(conn, subject, interaction, at)?,
+                    );
                 }
             }
             pb::ChangeKind::Merged => {
@@ -51,16 +69,22 @@ impl Projection {
                 store::merge(conn, subject, merged)?;
                 // Scored apart, they are scored together at the next computation.
                 rfm_store::delete_by_subject(conn, merged)?;
+                self.memberships.forget(conn, merged, Reason::Merged)?;
+                touched.remove(&merged);
+                touch(touched, subject, Touched::All);
             }
             pb::ChangeKind::Restricted => {
                 store::update_restricted(conn, subject, change.restricted)?;
                 if change.restricted {
                     rfm_store::delete_by_subject(conn, subject)?;
                 }
+                touch(touched, subject, Touched::All);
             }
             pb::ChangeKind::Erased => {
                 store::delete_subject(conn, subject)?;
                 rfm_store::delete_by_subject(conn, subject)?;
+                self.memberships.forget(conn, subject, Reason::Erased)?;
+                touched.remove(&subject);
             }
             pb::ChangeKind::Updated | pb::ChangeKind::Unspecified => {}
         }
@@ -73,7 +97,7 @@ impl Projection {
         subject: Uuid,
         interaction: &pb::InteractionSummary,
         recorded: DateTime<Utc>,
-    ) -> Result<(), SegmentationError> {
+    ) -> Result<Touched, SegmentationError> {
         let at = interaction
             .occurred_at
             .as_ref()
@@ -106,15 +130,28 @@ impl Projection {
                 };
                 if store::insert_order(conn, &row)? {
                     store::add_to_aggregates(conn, &row, kind == pb::InteractionKind::Return)?;
+                    return Ok(Touched::Fields(&ORDER_FIELDS));
                 }
+                Ok(Touched::Fields(&[]))
             }
             pb::InteractionKind::PageView | pb::InteractionKind::ProductView => {
                 store::add_view(conn, subject, at)?;
+                Ok(Touched::Fields(&VISIT_FIELDS))
             }
-            _ => store::touch_interaction(conn, subject, at)?,
+            _ => {
+                store::touch_interaction(conn, subject, at)?;
+                Ok(Touched::Fields(&[]))
+            }
         }
-        Ok(())
     }
+}
+
+/// Notes that `what` of `subject`'s facts may have moved.
+fn touch(touched: &mut HashMap<Uuid, Touched>, subject: Uuid, what: Touched) {
+    touched
+        .entry(subject)
+        .and_modify(|t| *t = t.and(what))
+        .or_insert(what);
 }
 
 fn uuid(value: &str) -> Result<Uuid, SegmentationError> {
@@ -134,13 +171,22 @@ impl ChangeSink for Projection {
         ]
     }
 
+    /// Applies the changes, then evaluates the customers they touched for the segments
+    /// reading what moved, all in the caller's transaction.
     fn apply(
         &self,
         conn: &mut PgConnection,
         changes: &[pb::Change],
     ) -> Result<(), SegmentationError> {
-        changes
-            .iter()
-            .try_for_each(|change| Projection::apply(self, conn, change))
+        let mut touched = HashMap::new();
+        for change in changes {
+            Projection::apply(self, conn, change, &mut touched)?;
+        }
+        self.memberships
+            .evaluate_touched(conn, &touched, Utc::now())
+    }
+
+    fn committed(&self) {
+        self.memberships.changed.notify_waiters();
     }
 }

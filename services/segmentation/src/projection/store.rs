@@ -46,12 +46,12 @@ pub struct VisitRow {
     pub views: i32,
 }
 
-/// Adds the customer, created at `at`, unless known.
+/// Adds the customer, created at `at`, unless known; returns whether it was new.
 pub fn insert_customer(
     conn: &mut PgConnection,
     subject: Uuid,
     at: DateTime<Utc>,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     diesel::insert_into(customers::table)
         .values((
             customers::subject_id.eq(subject),
@@ -59,7 +59,7 @@ pub fn insert_customer(
         ))
         .on_conflict_do_nothing()
         .execute(conn)
-        .map(drop)
+        .map(|n| n > 0)
 }
 
 pub fn find_customer(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Option<CustomerRow>> {

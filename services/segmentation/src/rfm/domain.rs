@@ -1,14 +1,19 @@
 //! RFM computations as jobs: measure each customer over the look-back window, score the
 //! measures by rank, name the segment. The rules are in the proto's comments and here.
 
+use std::sync::Arc;
+
 use chrono::{Days, NaiveDate, Utc};
 use ecrm_platform::Db;
 use ecrm_platform::money::{is_currency, minor_units};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::store::{self, JobRow, ScoreRow};
 use crate::config::Rates;
 use crate::error::SegmentationError;
+use crate::segments::facts::RFM_FIELDS;
+use crate::segments::members;
 
 pub const DEFAULT_WINDOW_DAYS: u32 = 365;
 pub const MAX_WINDOW_DAYS: u32 = 3660;
@@ -156,11 +161,13 @@ pub struct Score {
 pub struct Rfm {
     db: Db,
     rates: Rates,
+    /// Notified when segments reading RFM fields need evaluating again.
+    sweep: Arc<Notify>,
 }
 
 impl Rfm {
-    pub fn new(db: Db, rates: Rates) -> Self {
-        Self { db, rates }
+    pub fn new(db: Db, rates: Rates, sweep: Arc<Notify>) -> Self {
+        Self { db, rates, sweep }
     }
 
     pub fn rates(&self) -> &Rates {
@@ -231,9 +238,12 @@ impl Rfm {
         self.db
             .run(move |conn| {
                 store::update_done(conn, id)?;
+                // The scores segments read have changed under every customer at once.
+                members::restart_sweeps(conn, &RFM_FIELDS)?;
                 Ok::<_, SegmentationError>(())
             })
             .await?;
+        self.sweep.notify_one();
         // Housekeeping once the new scores are current: a failure here loses nothing.
         let pruned = self
             .db

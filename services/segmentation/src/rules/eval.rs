@@ -47,6 +47,37 @@ impl Rule {
         collect_fields(&self.expr, &mut fields);
         fields.into_iter().map(str::to_owned).collect()
     }
+
+    /// The numbers the rule compares `field` with, in source order: the values at which a
+    /// condition on that field can change its result.
+    pub fn numbers(&self, field: &str) -> Vec<f64> {
+        let mut numbers = Vec::new();
+        collect_numbers(&self.expr, field, &mut numbers);
+        numbers
+    }
+}
+
+fn collect_numbers(expr: &Expr, field: &str, numbers: &mut Vec<f64>) {
+    match expr {
+        Expr::Or(terms) | Expr::And(terms) => {
+            for term in terms {
+                collect_numbers(term, field, numbers);
+            }
+        }
+        Expr::Not(expr) => collect_numbers(expr, field, numbers),
+        Expr::Condition(condition) if condition.field == field => {
+            let literals = match &condition.test {
+                Test::Compare(_, literal) => std::slice::from_ref(literal),
+                Test::In(literals) | Test::NotIn(literals) => literals.as_slice(),
+                Test::IsTrue | Test::IsFalse => &[],
+            };
+            numbers.extend(literals.iter().filter_map(|literal| match literal {
+                Value::Number(n) => Some(*n),
+                Value::Text(_) | Value::Bool(_) => None,
+            }));
+        }
+        Expr::Condition(_) => {}
+    }
 }
 
 /// Evaluates `expr` on `facts`, every condition of it, each pushed onto `outcomes`.
@@ -382,5 +413,15 @@ mod tests {
             ["country", "custom.tier", "rfm.segment", "spend", "vip"]
         );
         assert_eq!(self::rule("vip").fields(), ["vip"]);
+    }
+
+    #[test]
+    fn numbers_are_those_compared_with_the_field() {
+        let rule =
+            rule(r#"spend > 1 and not (spend in [2.5, 3]) or orders_90d >= 2 or country == "FR""#);
+        assert_eq!(rule.numbers("spend"), [1.0, 2.5, 3.0]);
+        assert_eq!(rule.numbers("orders_90d"), [2.0]);
+        assert!(rule.numbers("country").is_empty());
+        assert!(rule.numbers("vip").is_empty());
     }
 }

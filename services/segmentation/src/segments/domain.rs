@@ -1,17 +1,32 @@
 //! Defining segments, and evaluating one for one customer with the reasons.
 
-use chrono::Utc;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use ecrm_platform::Db;
+use ecrm_platform::feed::{FeedCursor, FollowOptions, follow};
 use ecrm_platform::money::minor_units;
+use ecrm_platform::paging::Page;
+use ecrm_proto::ecrm::common::v1::PageResponse;
+use futures::Stream;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::facts::{self, CustomerFacts};
+use super::facts;
+use super::members::{self, EventRow};
 use super::store::{self, SegmentRow};
 use crate::error::SegmentationError;
 use crate::rules::{Explanation, Rule};
 
 const MAX_NAME_CHARS: usize = 64;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
+/// How often a membership stream reads again when nothing in this process woke it.
+const WATCH_POLL: Duration = Duration::from_secs(1);
+/// Changes a membership stream reads at once.
+const WATCH_BATCH: usize = 500;
 
 /// A segment's name: 1 to 64 of a-z, 0-9, '_' and '-'.
 pub fn check_name(field: &str, name: &str) -> Result<(), SegmentationError> {
@@ -48,13 +63,27 @@ pub struct Segments {
     db: Db,
     /// Digits of the reporting currency's minor units, to give amounts in major units.
     minor_units: u32,
+    /// Notified when membership changes commit in this process.
+    changed: Arc<Notify>,
+    /// Notified when a segment is defined, to start populating it.
+    sweep: Arc<Notify>,
+    shutdown: CancellationToken,
 }
 
 impl Segments {
-    pub fn new(db: Db, reporting_currency: &str) -> Self {
+    pub fn new(
+        db: Db,
+        reporting_currency: &str,
+        changed: Arc<Notify>,
+        sweep: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             db,
             minor_units: minor_units(reporting_currency),
+            changed,
+            sweep,
+            shutdown,
         }
     }
 
@@ -82,8 +111,11 @@ impl Segments {
             fields: parsed.fields().into_iter().map(Some).collect(),
             created_by: by,
             created_at: Utc::now(),
+            populated_at: None,
         };
-        self.db
+        let sweep = self.sweep.clone();
+        let defined = self
+            .db
             .run(move |conn| {
                 if store::insert(conn, &row)? {
                     return Ok((row, true));
@@ -98,7 +130,10 @@ impl Segments {
                     )))
                 }
             })
-            .await
+            .await?;
+        // Populate it now rather than at the upkeep's next look.
+        sweep.notify_one();
+        Ok(defined)
     }
 
     pub async fn list(&self) -> Result<Vec<SegmentRow>, SegmentationError> {
@@ -114,28 +149,28 @@ impl Segments {
         segment: String,
         subject: Uuid,
     ) -> Result<Membership, SegmentationError> {
-        let minor_units = self.minor_units;
-        let (row, facts) = self
+        let now = Utc::now();
+        let (row, timeline) = self
             .db
             .run(move |conn| {
                 let row =
                     store::find(conn, &segment)?.ok_or(SegmentationError::NotFound("segment"))?;
-                let facts = facts::load(conn, subject, Utc::now(), minor_units)?;
-                Ok::<_, SegmentationError>((row, facts))
+                let timeline = facts::load(conn, &[subject], now)?.remove(&subject);
+                Ok::<_, SegmentationError>((row, timeline))
             })
             .await?;
         let rule = parse(&row.rule).map_err(|_| SegmentationError::Corrupt)?;
-        let CustomerFacts { restricted, facts } = facts.unwrap_or(CustomerFacts {
-            restricted: false,
-            facts: Default::default(),
-        });
-        if restricted {
-            return Ok(Membership {
-                member: false,
-                restricted: true,
-                explanation: None,
-            });
-        }
+        let facts = match timeline {
+            Some(timeline) if timeline.restricted() => {
+                return Ok(Membership {
+                    member: false,
+                    restricted: true,
+                    explanation: None,
+                });
+            }
+            Some(timeline) => timeline.facts_at(now, self.minor_units),
+            None => HashMap::new(),
+        };
         let explanation = rule.evaluate(&facts);
         Ok(Membership {
             member: explanation.matched,
@@ -143,4 +178,83 @@ impl Segments {
             explanation: Some(explanation),
         })
     }
+
+    /// A page of the segment's members, their number, and the membership stream's position
+    /// before the page was read.
+    pub async fn members(
+        &self,
+        segment: String,
+        page: Page,
+    ) -> Result<MembersPage, SegmentationError> {
+        self.db
+            .run(move |conn| {
+                let row =
+                    store::find(conn, &segment)?.ok_or(SegmentationError::NotFound("segment"))?;
+                if row.populated_at.is_none() {
+                    return Err(SegmentationError::FailedPrecondition(format!(
+                        "segment {segment:?} is still being populated; try again shortly"
+                    )));
+                }
+                // Read first: every change before it is in the page read after.
+                let cursor = members::last_event(conn)?;
+                let rows = members::list_members(conn, &segment, page.after, page.limit())?;
+                let total = members::count_members(conn, &segment)?;
+                let (members, page) = page.finish(rows, |row| row.0);
+                Ok(MembersPage {
+                    members,
+                    page,
+                    total: u64::try_from(total).unwrap_or(0),
+                    cursor,
+                })
+            })
+            .await
+    }
+
+    /// Joins and leaves after `cursor`, of `segments` (all when empty), as they commit.
+    pub fn watch(
+        &self,
+        cursor: FeedCursor,
+        segments: Vec<String>,
+    ) -> impl Stream<Item = Result<EventRow, tonic::Status>> + Send + use<> {
+        let options = FollowOptions {
+            signal: self.changed.clone(),
+            poll_interval: WATCH_POLL,
+            shutdown: self.shutdown.clone(),
+            batch: WATCH_BATCH,
+        };
+        let db = self.db.clone();
+        follow(cursor, options, move |after, limit| {
+            let (db, segments) = (db.clone(), segments.clone());
+            async move {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let events = db
+                    .run(move |conn| {
+                        Ok::<_, SegmentationError>(members::list_events_after(
+                            conn, after, &segments, limit,
+                        )?)
+                    })
+                    .await?;
+                Ok(events
+                    .into_iter()
+                    .map(|event| {
+                        let at = FeedCursor {
+                            tx: event.tx,
+                            seq: event.seq,
+                        };
+                        (at, event)
+                    })
+                    .collect())
+            }
+        })
+    }
+}
+
+/// A page of members.
+#[derive(Debug, Clone)]
+pub struct MembersPage {
+    /// Subject and when it joined.
+    pub members: Vec<(Uuid, DateTime<Utc>)>,
+    pub page: PageResponse,
+    pub total: u64,
+    pub cursor: FeedCursor,
 }

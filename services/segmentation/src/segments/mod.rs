@@ -4,4 +4,7 @@
 pub mod domain;
 pub mod facts;
 pub mod grpc;
+pub mod maintain;
+pub mod members;
 pub mod store;
+pub mod worker;

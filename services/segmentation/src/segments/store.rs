@@ -14,6 +14,8 @@ pub struct SegmentRow {
     pub fields: Vec<Option<String>>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// When the first pass over every customer finished.
+    pub populated_at: Option<DateTime<Utc>>,
 }
 
 /// Inserts the segment unless one of its name exists; returns whether it did.

@@ -179,6 +179,14 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.segmentation.v1.Segments/ExplainMembership",
         Access::Scope(Scope::SegmentsRead),
     ),
+    (
+        "ecrm.segmentation.v1.Segments/GetMembers",
+        Access::Scope(Scope::SegmentsRead),
+    ),
+    (
+        "ecrm.segmentation.v1.Segments/WatchMembership",
+        Access::Scope(Scope::SegmentsRead),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

@@ -91,6 +91,21 @@ impl Projection {
         Ok(())
     }
 
+    /// Applies the changes, then evaluates the customers they touched as of `now` for the
+    /// segments reading what moved, all in the caller's transaction.
+    pub fn apply_at(
+        &self,
+        conn: &mut PgConnection,
+        changes: &[pb::Change],
+        now: DateTime<Utc>,
+    ) -> Result<(), SegmentationError> {
+        let mut touched = HashMap::new();
+        for change in changes {
+            self.apply(conn, change, &mut touched)?;
+        }
+        self.memberships.evaluate_touched(conn, &touched, now)
+    }
+
     fn interaction(
         &self,
         conn: &mut PgConnection,
@@ -178,12 +193,7 @@ impl ChangeSink for Projection {
         conn: &mut PgConnection,
         changes: &[pb::Change],
     ) -> Result<(), SegmentationError> {
-        let mut touched = HashMap::new();
-        for change in changes {
-            Projection::apply(self, conn, change, &mut touched)?;
-        }
-        self.memberships
-            .evaluate_touched(conn, &touched, Utc::now())
+        self.apply_at(conn, changes, Utc::now())
     }
 
     fn committed(&self) {

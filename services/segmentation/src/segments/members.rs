@@ -198,6 +198,13 @@ pub fn take_due_checks(
     Ok(due.into_iter().map(|d| (d.segment, d.subject_id)).collect())
 }
 
+/// When the earliest scheduled evaluation is due, if any is.
+pub fn next_due(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
+    membership_checks::table
+        .select(diesel::dsl::min(membership_checks::due_at))
+        .first(conn)
+}
+
 /// A segment being swept, and where its sweep is.
 #[derive(Debug, Clone, Queryable)]
 pub struct Sweep {

@@ -8,3 +8,6 @@ pub mod maintain;
 pub mod members;
 pub mod store;
 pub mod worker;
+
+#[cfg(test)]
+mod incremental_tests;

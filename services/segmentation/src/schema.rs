@@ -99,6 +99,20 @@ pub mod segmentation {
         }
     }
 
+    diesel::table! {
+        segmentation.tier_programs (name) {
+            name -> Text,
+            description -> Text,
+            measure -> Text,
+            window_days -> Int4,
+            tiers -> Jsonb,
+            retain_days -> Int4,
+            downgrade -> Text,
+            created_by -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
     diesel::allow_tables_to_appear_in_same_query!(
         customers,
         daily_visits,
@@ -108,5 +122,6 @@ pub mod segmentation {
         rfm_jobs,
         rfm_scores,
         segments,
+        tier_programs,
     );
 }

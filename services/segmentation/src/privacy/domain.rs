@@ -1,4 +1,6 @@
 //! Export, erasure and restriction of one subject's data: the projection and the scores.
+//! Tiers are replayed from the orders when asked and never stored per customer, so erasing
+//! the orders erases them and restricting the customer hides them: only export reads them.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,6 +13,8 @@ use crate::error::SegmentationError;
 use crate::projection::store;
 use crate::rfm::store as rfm_store;
 use crate::schema::segmentation::erasures;
+use crate::tiers::domain::{self as tiers, Program};
+use crate::tiers::store as tiers_store;
 
 /// What an erasure deleted, per category, and when it was first carried out.
 #[derive(Debug, Clone)]
@@ -30,12 +34,14 @@ impl Privacy {
         Self { db }
     }
 
-    /// Every record about the subject: its aggregates, orders and returns, visit days.
+    /// Every record about the subject: its aggregates, orders and returns, visit days, scores,
+    /// and its tier in every program now.
     pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
         self.db
             .run(move |conn| {
                 let mut records = Vec::new();
-                if let Some(c) = store::find_customer(conn, subject)? {
+                let customer = store::find_customer(conn, subject)?;
+                if let Some(c) = &customer {
                     records.push(ExportRecord {
                         category: "segmentation.aggregates",
                         record_id: c.subject_id.to_string(),
@@ -85,6 +91,37 @@ impl Privacy {
                             "segment": score.segment,
                         }),
                     });
+                }
+                if let Some(customer) = &customer {
+                    let orders = store::list_orders(conn, subject)?;
+                    let now = Utc::now();
+                    for row in tiers_store::list(conn)? {
+                        let program = Program::try_from(row)?.definition;
+                        // Restricted: no tier is computed (Art. 18), and the record says why.
+                        let standing = (!customer.restricted)
+                            .then(|| tiers::standing_of(&program, customer, &orders, now));
+                        let name = |i: usize| program.tiers.get(i).map(|t| t.name.clone());
+                        records.push(ExportRecord {
+                            category: "segmentation.tiers",
+                            record_id: format!("{}/{}", program.name, subject),
+                            document: json!({
+                                "program": program.name,
+                                "as_of": now,
+                                "restricted": customer.restricted,
+                                "tier": standing.as_ref().and_then(|s| name(s.tier)),
+                                "tier_index": standing.as_ref().map(|s| s.tier),
+                                "measure": standing.as_ref().map(|s| s.measure),
+                                "since": standing.as_ref().and_then(|s| s.since),
+                                "kept_until": standing.as_ref().and_then(|s| s.kept_until),
+                                "next_change_at": standing
+                                    .as_ref()
+                                    .and_then(|s| s.next_change.map(|(at, _)| at)),
+                                "next_change_tier": standing
+                                    .as_ref()
+                                    .and_then(|s| s.next_change.and_then(|(_, i)| name(i))),
+                            }),
+                        });
+                    }
                 }
                 for v in store::list_visits(conn, subject)? {
                     records.push(ExportRecord {

@@ -62,6 +62,10 @@ impl PersonalData for PersonalDataService {
                     "segmentation.rfm",
                     "recency, frequency and monetary measures, their scores and the named segment, of the latest computation",
                 ),
+                category(
+                    "segmentation.tiers",
+                    "per loyalty tier program: the tier, its measure, since when, until when it is kept and its next change; derived from the orders when asked, not stored",
+                ),
             ],
         }))
     }

@@ -416,7 +416,8 @@ mod tests {
     #[test]
     fn every_invalid_field_is_named() {
         assert_eq!(field_of(&definition()), None);
-        let cases: [(&str, fn(&mut Definition)); 10] = [
+        type Breaks = fn(&mut Definition);
+        let cases: [(&str, Breaks); 10] = [
             ("program.name", |d| d.name = "Club".to_owned()),
             ("program.description", |d| d.description = "x".repeat(1001)),
             ("program.window_days", |d| d.window_days = 0),
@@ -425,8 +426,12 @@ mod tests {
             ("program.tiers", |d| d.tiers.truncate(1)),
             ("program.tiers[0].threshold", |d| d.tiers[0].threshold = 1),
             ("program.tiers[2].threshold", |d| d.tiers[2].threshold = 3),
-            ("program.tiers[1].name", |d| d.tiers[1].name = " Black".to_owned()),
-            ("program.tiers[2].name", |d| d.tiers[2].name = "white".to_owned()),
+            ("program.tiers[1].name", |d| {
+                d.tiers[1].name = " Black".to_owned()
+            }),
+            ("program.tiers[2].name", |d| {
+                d.tiers[2].name = "white".to_owned()
+            }),
         ];
         for (field, break_it) in cases {
             let mut broken = definition();

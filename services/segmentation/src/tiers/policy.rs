@@ -284,7 +284,10 @@ mod tests {
         assert_eq!(black.kept_until, Some(day(50)));
         assert_eq!(black.next_change, Some((day(50), 0)));
         let white = standing(&policy, &history, day(50));
-        assert_eq!((white.tier, white.since, white.kept_until), (0, Some(day(50)), None));
+        assert_eq!(
+            (white.tier, white.since, white.kept_until),
+            (0, Some(day(50)), None)
+        );
         assert_eq!(white.next_change, None);
     }
 

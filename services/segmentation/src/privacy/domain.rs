@@ -62,7 +62,8 @@ impl Privacy {
                         }),
                     });
                 }
-                for o in store::list_orders(conn, subject)? {
+                let orders = store::list_orders(conn, subject)?;
+                for o in &orders {
                     records.push(ExportRecord {
                         category: "segmentation.orders",
                         record_id: o.interaction_id.to_string(),
@@ -93,7 +94,6 @@ impl Privacy {
                     });
                 }
                 if let Some(customer) = &customer {
-                    let orders = store::list_orders(conn, subject)?;
                     let now = Utc::now();
                     for row in tiers_store::list(conn)? {
                         let program = Program::try_from(row)?.definition;

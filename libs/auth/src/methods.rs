@@ -187,6 +187,18 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.segmentation.v1.Segments/WatchMembership",
         Access::Scope(Scope::SegmentsRead),
     ),
+    (
+        "ecrm.segmentation.v1.Tiers/DefineTierProgram",
+        Access::Scope(Scope::SegmentsWrite),
+    ),
+    (
+        "ecrm.segmentation.v1.Tiers/ListTierPrograms",
+        Access::Scope(Scope::SegmentsRead),
+    ),
+    (
+        "ecrm.segmentation.v1.Tiers/GetTier",
+        Access::Scope(Scope::SegmentsRead),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

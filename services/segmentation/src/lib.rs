@@ -10,6 +10,7 @@ mod rfm;
 mod rules;
 mod schema;
 mod segments;
+mod tiers;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_proto::ecrm::segmentation::v1::rfm_server::RfmServer;
 use ecrm_proto::ecrm::segmentation::v1::segments_server::SegmentsServer;
+use ecrm_proto::ecrm::segmentation::v1::tiers_server::TiersServer;
 use tonic::transport::Channel;
 
 pub use crate::config::SegmentationConfig;
@@ -42,6 +44,7 @@ pub struct Segmentation {
     privacy: Arc<privacy::domain::Privacy>,
     rfm: Arc<rfm::domain::Rfm>,
     segments: Arc<segments::domain::Segments>,
+    tiers: Arc<tiers::domain::Tiers>,
     verifier: Verifier,
 }
 
@@ -87,6 +90,10 @@ impl Segmentation {
                 memberships.sweep.clone(),
                 context.shutdown.clone(),
             )),
+            tiers: Arc::new(tiers::domain::Tiers::new(
+                context.db.clone(),
+                &rates.reporting,
+            )),
             rfm: Arc::new(rfm::domain::Rfm::new(
                 context.db.clone(),
                 rates,
@@ -118,6 +125,9 @@ impl Segmentation {
             }))
             .with(SegmentsServer::new(segments::grpc::SegmentsService {
                 segments: self.segments.clone(),
+            }))
+            .with(TiersServer::new(tiers::grpc::TiersService {
+                tiers: self.tiers.clone(),
             }))
             .with(PersonalDataServer::new(
                 privacy::grpc::PersonalDataService {

@@ -139,6 +139,20 @@ pub mod segmentation {
         }
     }
 
+    diesel::table! {
+        segmentation.tier_programs (name) {
+            name -> Text,
+            description -> Text,
+            measure -> Text,
+            window_days -> Int4,
+            tiers -> Jsonb,
+            retain_days -> Int4,
+            downgrade -> Text,
+            created_by -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(membership_checks -> segments (segment));
     diesel::joinable!(membership_events -> segments (segment));
     diesel::joinable!(memberships -> segments (segment));
@@ -155,5 +169,6 @@ pub mod segmentation {
         rfm_jobs,
         rfm_scores,
         segments,
+        tier_programs,
     );
 }

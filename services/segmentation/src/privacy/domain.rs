@@ -1,4 +1,6 @@
 //! Export, erasure and restriction of one subject's data: the projection and the scores.
+//! Tiers are replayed from the orders when asked and never stored per customer, so erasing
+//! the orders erases them and restricting the customer hides them: only export reads them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use crate::schema::segmentation::erasures;
 use crate::segments::facts;
 use crate::segments::maintain::{Maintainer, Touched};
 use crate::segments::members::{self, Reason};
+use crate::tiers::domain::{self as tiers, Program};
+use crate::tiers::store as tiers_store;
 
 /// What an erasure deleted, per category, and when it was first carried out.
 #[derive(Debug, Clone)]
@@ -37,14 +41,15 @@ impl Privacy {
         Self { db, memberships }
     }
 
-    /// Every record about the subject: its aggregates, orders and returns, visit days, and
-    /// the segments it is in with the reasons.
+    /// Every record about the subject: its aggregates, orders and returns, visit days, scores,
+    /// its tier in every program now, and the segments it is in with the reasons.
     pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
         let memberships = self.memberships.clone();
         self.db
             .run(move |conn| {
                 let mut records = Vec::new();
-                if let Some(c) = store::find_customer(conn, subject)? {
+                let customer = store::find_customer(conn, subject)?;
+                if let Some(c) = &customer {
                     records.push(ExportRecord {
                         category: "segmentation.aggregates",
                         record_id: c.subject_id.to_string(),
@@ -65,7 +70,8 @@ impl Privacy {
                         }),
                     });
                 }
-                for o in store::list_orders(conn, subject)? {
+                let orders = store::list_orders(conn, subject)?;
+                for o in &orders {
                     records.push(ExportRecord {
                         category: "segmentation.orders",
                         record_id: o.interaction_id.to_string(),
@@ -94,6 +100,36 @@ impl Privacy {
                             "segment": score.segment,
                         }),
                     });
+                }
+                if let Some(customer) = &customer {
+                    let now = Utc::now();
+                    for row in tiers_store::list(conn)? {
+                        let program = Program::try_from(row)?.definition;
+                        // Restricted: no tier is computed (Art. 18), and the record says why.
+                        let standing = (!customer.restricted)
+                            .then(|| tiers::standing_of(&program, customer, &orders, now));
+                        let name = |i: usize| program.tiers.get(i).map(|t| t.name.clone());
+                        records.push(ExportRecord {
+                            category: "segmentation.tiers",
+                            record_id: format!("{}/{}", program.name, subject),
+                            document: json!({
+                                "program": program.name,
+                                "as_of": now,
+                                "restricted": customer.restricted,
+                                "tier": standing.as_ref().and_then(|s| name(s.tier)),
+                                "tier_index": standing.as_ref().map(|s| s.tier),
+                                "measure": standing.as_ref().map(|s| s.measure),
+                                "since": standing.as_ref().and_then(|s| s.since),
+                                "kept_until": standing.as_ref().and_then(|s| s.kept_until),
+                                "next_change_at": standing
+                                    .as_ref()
+                                    .and_then(|s| s.next_change.map(|(at, _)| at)),
+                                "next_change_tier": standing
+                                    .as_ref()
+                                    .and_then(|s| s.next_change.and_then(|(_, i)| name(i))),
+                            }),
+                        });
+                    }
                 }
                 for v in store::list_visits(conn, subject)? {
                     records.push(ExportRecord {

@@ -66,6 +66,10 @@ impl PersonalData for PersonalDataService {
                     "segmentation.memberships",
                     "the rule segments the customer is in, since when, and why (each condition with the customer's value); past joins and leaves",
                 ),
+                category(
+                    "segmentation.tiers",
+                    "per loyalty tier program: the tier, its measure, since when, until when it is kept and its next change; derived from the orders when asked, not stored",
+                ),
             ],
         }))
     }

@@ -179,6 +179,10 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.segmentation.v1.Segments/ExplainMembership",
         Access::Scope(Scope::SegmentsRead),
     ),
+    (
+        "ecrm.segmentation.v1.Kpis/GetKpis",
+        Access::Scope(Scope::SegmentsRead),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

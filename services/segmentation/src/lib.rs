@@ -4,6 +4,7 @@
 
 mod config;
 mod error;
+mod kpis;
 mod privacy;
 mod projection;
 mod rfm;
@@ -19,6 +20,7 @@ use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::profiles_feed::ProfilesFollower;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
+use ecrm_proto::ecrm::segmentation::v1::kpis_server::KpisServer;
 use ecrm_proto::ecrm::segmentation::v1::rfm_server::RfmServer;
 use ecrm_proto::ecrm::segmentation::v1::segments_server::SegmentsServer;
 use tonic::transport::Channel;
@@ -42,6 +44,7 @@ pub struct Segmentation {
     privacy: Arc<privacy::domain::Privacy>,
     rfm: Arc<rfm::domain::Rfm>,
     segments: Arc<segments::domain::Segments>,
+    kpis: Arc<kpis::domain::Kpis>,
     verifier: Verifier,
 }
 
@@ -66,6 +69,10 @@ impl Segmentation {
             projection: Arc::new(projection::domain::Projection::new(rates.clone())),
             privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
             segments: Arc::new(segments::domain::Segments::new(
+                context.db.clone(),
+                &rates.reporting,
+            )),
+            kpis: Arc::new(kpis::domain::Kpis::new(
                 context.db.clone(),
                 &rates.reporting,
             )),
@@ -96,6 +103,9 @@ impl Segmentation {
             }))
             .with(SegmentsServer::new(segments::grpc::SegmentsService {
                 segments: self.segments.clone(),
+            }))
+            .with(KpisServer::new(kpis::grpc::KpisService {
+                kpis: self.kpis.clone(),
             }))
             .with(PersonalDataServer::new(
                 privacy::grpc::PersonalDataService {

@@ -45,6 +45,19 @@ pub mod segmentation {
     }
 
     diesel::table! {
+        segmentation.order_lines (interaction_id, line) {
+            interaction_id -> Uuid,
+            line -> Int4,
+            subject_id -> Uuid,
+            kind -> Text,
+            product_id -> Text,
+            category -> Text,
+            quantity -> Int4,
+            occurred_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         segmentation.orders (interaction_id) {
             interaction_id -> Uuid,
             subject_id -> Uuid,
@@ -54,6 +67,15 @@ pub mod segmentation {
             amount_minor -> Int8,
             currency -> Text,
             reporting_minor -> Nullable<Int8>,
+        }
+    }
+
+    diesel::table! {
+        segmentation.product_views (subject_id, product_id, day) {
+            subject_id -> Uuid,
+            product_id -> Text,
+            day -> Date,
+            views -> Int4,
         }
     }
 
@@ -99,14 +121,27 @@ pub mod segmentation {
         }
     }
 
+    diesel::table! {
+        segmentation.survey_answers (interaction_id) {
+            interaction_id -> Uuid,
+            subject_id -> Uuid,
+            occurred_at -> Timestamptz,
+            satisfaction -> Nullable<Int2>,
+            nps -> Nullable<Int2>,
+        }
+    }
+
     diesel::allow_tables_to_appear_in_same_query!(
         customers,
         daily_visits,
         erasures,
         feed_cursors,
+        order_lines,
         orders,
+        product_views,
         rfm_jobs,
         rfm_scores,
         segments,
+        survey_answers,
     );
 }

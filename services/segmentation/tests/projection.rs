@@ -182,7 +182,11 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
             ("segmentation.aggregates", 1),
             ("segmentation.orders", 1),
             ("segmentation.visits", 0),
-            ("segmentation.rfm", 0)
+            ("segmentation.rfm", 0),
+            // The order's one line (tent-2p).
+            ("segmentation.order_lines", 1),
+            ("segmentation.product_views", 0),
+            ("segmentation.survey_answers", 0)
         ]
     );
     let again = erase().await;

@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::SegmentationError;
-use crate::projection::store;
+use crate::projection::{facts, store};
 use crate::rfm::store as rfm_store;
 use crate::schema::segmentation::erasures;
 
@@ -30,7 +30,8 @@ impl Privacy {
         Self { db }
     }
 
-    /// Every record about the subject: its aggregates, orders and returns, visit days.
+    /// Every record about the subject: its aggregates, orders and returns and their lines,
+    /// visit days, product views, survey scores, RFM scores.
     pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
         self.db
             .run(move |conn| {
@@ -70,6 +71,19 @@ impl Privacy {
                         }),
                     });
                 }
+                for l in facts::list_order_lines(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.order_lines",
+                        record_id: format!("{}/{}", l.interaction_id, l.line),
+                        document: json!({
+                            "kind": l.kind,
+                            "product_id": l.product_id,
+                            "category": l.category,
+                            "quantity": l.quantity,
+                            "occurred_at": l.occurred_at,
+                        }),
+                    });
+                }
                 for score in rfm_store::list_by_subject(conn, subject)? {
                     records.push(ExportRecord {
                         category: "segmentation.rfm",
@@ -91,6 +105,28 @@ impl Privacy {
                         category: "segmentation.visits",
                         record_id: format!("{}/{}", v.subject_id, v.day),
                         document: json!({ "day": v.day, "views": v.views }),
+                    });
+                }
+                for v in facts::list_product_views(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.product_views",
+                        record_id: format!("{}/{}/{}", v.subject_id, v.product_id, v.day),
+                        document: json!({
+                            "product_id": v.product_id,
+                            "day": v.day,
+                            "views": v.views,
+                        }),
+                    });
+                }
+                for a in facts::list_survey_answers(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.survey_answers",
+                        record_id: a.interaction_id.to_string(),
+                        document: json!({
+                            "occurred_at": a.occurred_at,
+                            "satisfaction": a.satisfaction,
+                            "nps": a.nps,
+                        }),
                     });
                 }
                 Ok(records)
@@ -116,14 +152,20 @@ impl Privacy {
                         replayed: true,
                     });
                 }
-                let (customers, orders, visits) = store::delete_subject(conn, subject)?;
+                let deleted = store::delete_subject(conn, subject)?;
                 let scores = rfm_store::delete_by_subject(conn, subject)?;
-                let erased: Vec<(String, u64)> = vec![
-                    ("segmentation.aggregates".to_owned(), customers as u64),
-                    ("segmentation.orders".to_owned(), orders as u64),
-                    ("segmentation.visits".to_owned(), visits as u64),
-                    ("segmentation.rfm".to_owned(), scores as u64),
-                ];
+                let erased: Vec<(String, u64)> = [
+                    ("segmentation.aggregates", deleted.customers),
+                    ("segmentation.orders", deleted.orders),
+                    ("segmentation.visits", deleted.visits),
+                    ("segmentation.rfm", scores),
+                    ("segmentation.order_lines", deleted.facts.order_lines),
+                    ("segmentation.product_views", deleted.facts.product_views),
+                    ("segmentation.survey_answers", deleted.facts.survey_answers),
+                ]
+                .into_iter()
+                .map(|(category, count)| (category.to_owned(), count as u64))
+                .collect();
                 let completed_at: DateTime<Utc> = diesel::insert_into(erasures::table)
                     .values((
                         erasures::request_id.eq(request),

@@ -261,8 +261,6 @@ impl Kpis {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "a test fails by panicking")]
-
     use chrono::TimeZone as _;
 
     use super::*;

@@ -199,6 +199,10 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.segmentation.v1.Tiers/GetTier",
         Access::Scope(Scope::SegmentsRead),
     ),
+    (
+        "ecrm.segmentation.v1.Kpis/GetKpis",
+        Access::Scope(Scope::SegmentsRead),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

@@ -118,13 +118,14 @@ impl Profiles {
             partners,
             profiles: Arc::new(profiles::domain::Profiles::new(
                 db.clone(),
-                keys,
+                keys.clone(),
                 lookup_key,
                 signal.clone(),
             )),
             interactions,
             feed: Arc::new(changes::grpc::Feed::new(
                 db,
+                keys.clone(),
                 signal,
                 config.feed_poll_interval,
                 context.shutdown,

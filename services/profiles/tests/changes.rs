@@ -9,7 +9,9 @@ mod support;
 
 use std::time::Duration;
 
+use ecrm_auth::Scope;
 use ecrm_proto::ecrm::profiles::v1 as pb;
+use ecrm_testkit::TokenSpec;
 use futures::StreamExt as _;
 use support::*;
 
@@ -121,4 +123,134 @@ async fn a_bad_cursor_is_refused() {
         Ok(response) => response.get_mut().next().await.unwrap().unwrap_err(),
     };
     assert_eq!(bad_field(&status), "cursor");
+}
+
+fn interaction(
+    event_id: &str,
+    subject_id: &str,
+    details: pb::interaction::Details,
+) -> pb::Interaction {
+    pb::Interaction {
+        event_id: event_id.to_owned(),
+        subject: Some(by_id(subject_id)),
+        channel: pb::Channel::Web.into(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp() - 60,
+            nanos: 0,
+        }),
+        details: Some(details),
+    }
+}
+
+fn lines(summary: &pb::InteractionSummary) -> Vec<(&str, &str, u32)> {
+    summary
+        .products
+        .iter()
+        .map(|p| (p.product_id.as_str(), p.category.as_str(), p.quantity))
+        .collect()
+}
+
+#[tokio::test]
+async fn interaction_summaries_carry_products_and_survey_scores_even_after_a_merge() {
+    use pb::interaction::Details;
+    let harness = Harness::start().await;
+    let a = harness.upsert_email("a@example.com", "A").await.subject_id;
+    let b = harness.upsert_email("b@example.com", "B").await.subject_id;
+    let view = Details::ProductView(pb::ProductView {
+        product_id: "tent-2p".to_owned(),
+        category: "camping".to_owned(),
+    });
+    let survey = |satisfaction, nps| {
+        Details::SurveyAnswer(pb::SurveyAnswer {
+            survey_id: "after-delivery".to_owned(),
+            satisfaction,
+            nps,
+            comment: "secret comment".to_owned(),
+        })
+    };
+    record(
+        &harness,
+        &harness.internal(),
+        vec![vec![
+            order("e-1", &a, "o-1", 1250, "EUR"),
+            interaction("e-2", &a, view),
+            interaction("e-3", &a, survey(4, Some(9))),
+            interaction("e-4", &b, survey(2, None)),
+            interaction(
+                "e-5",
+                &b,
+                Details::PageView(pb::PageView {
+                    url: "https://shop.example/".to_owned(),
+                    referrer: String::new(),
+                }),
+            ),
+        ]],
+    )
+    .await
+    .unwrap();
+    // B's answer is now sealed with A's key: the feed opens it with the holder's key.
+    harness
+        .profiles()
+        .merge_profiles(call(
+            &harness.internal(),
+            pb::MergeProfilesRequest {
+                subject_id: a.clone(),
+                merged_subject_id: b.clone(),
+                reason: "same customer".to_owned(),
+            },
+        ))
+        .await
+        .unwrap();
+
+    let changes = watch(&harness, "", 8).await;
+    let summaries: Vec<&pb::InteractionSummary> = changes
+        .iter()
+        .filter_map(|c| c.interaction.as_ref())
+        .collect();
+    assert_eq!(summaries.len(), 5);
+    let kinds: Vec<i32> = summaries.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            pb::InteractionKind::Order as i32,
+            pb::InteractionKind::ProductView as i32,
+            pb::InteractionKind::SurveyAnswer as i32,
+            pb::InteractionKind::SurveyAnswer as i32,
+            pb::InteractionKind::PageView as i32,
+        ]
+    );
+    assert_eq!(lines(summaries[0]), [("sku-1", "shoes", 1)]);
+    assert_eq!(lines(summaries[1]), [("tent-2p", "camping", 1)]);
+    assert_eq!((summaries[2].satisfaction, summaries[2].nps), (4, Some(9)));
+    assert!(summaries[2].products.is_empty());
+    assert_eq!((summaries[3].satisfaction, summaries[3].nps), (2, None));
+    assert!(summaries[4].products.is_empty());
+    assert_eq!((summaries[4].satisfaction, summaries[4].nps), (0, None));
+    // Scores and products, never the free text of the payload.
+    let encoded = format!("{changes:?}");
+    assert!(!encoded.contains("secret comment") && !encoded.contains("shop.example"));
+}
+
+#[tokio::test]
+async fn partners_cannot_watch_the_feed() {
+    let harness = Harness::start().await;
+    let status = harness
+        .profiles()
+        .watch_changes(call(
+            &harness.partner("air-partner"),
+            pb::WatchChangesRequest::default(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let token = harness.token(TokenSpec::internal(
+        "profiles",
+        scopes(&[Scope::ProfilesWrite, Scope::EventsWrite]),
+    ));
+    let status = harness
+        .profiles()
+        .watch_changes(call(&token, pb::WatchChangesRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
 }

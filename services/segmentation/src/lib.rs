@@ -4,6 +4,7 @@
 
 mod config;
 mod error;
+mod kpis;
 mod privacy;
 mod projection;
 mod rfm;
@@ -20,6 +21,7 @@ use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::profiles_feed::ProfilesFollower;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
+use ecrm_proto::ecrm::segmentation::v1::kpis_server::KpisServer;
 use ecrm_proto::ecrm::segmentation::v1::rfm_server::RfmServer;
 use ecrm_proto::ecrm::segmentation::v1::segments_server::SegmentsServer;
 use ecrm_proto::ecrm::segmentation::v1::tiers_server::TiersServer;
@@ -45,6 +47,7 @@ pub struct Segmentation {
     rfm: Arc<rfm::domain::Rfm>,
     segments: Arc<segments::domain::Segments>,
     tiers: Arc<tiers::domain::Tiers>,
+    kpis: Arc<kpis::domain::Kpis>,
     verifier: Verifier,
 }
 
@@ -94,6 +97,10 @@ impl Segmentation {
                 context.db.clone(),
                 &rates.reporting,
             )),
+            kpis: Arc::new(kpis::domain::Kpis::new(
+                context.db.clone(),
+                &rates.reporting,
+            )),
             rfm: Arc::new(rfm::domain::Rfm::new(
                 context.db.clone(),
                 rates,
@@ -128,6 +135,9 @@ impl Segmentation {
             }))
             .with(TiersServer::new(tiers::grpc::TiersService {
                 tiers: self.tiers.clone(),
+            }))
+            .with(KpisServer::new(kpis::grpc::KpisService {
+                kpis: self.kpis.clone(),
             }))
             .with(PersonalDataServer::new(
                 privacy::grpc::PersonalDataService {

@@ -74,6 +74,19 @@ pub mod segmentation {
     }
 
     diesel::table! {
+        segmentation.order_lines (interaction_id, line) {
+            interaction_id -> Uuid,
+            line -> Int4,
+            subject_id -> Uuid,
+            kind -> Text,
+            product_id -> Text,
+            category -> Text,
+            quantity -> Int4,
+            occurred_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         segmentation.memberships (segment, subject_id) {
             segment -> Text,
             subject_id -> Uuid,
@@ -91,6 +104,15 @@ pub mod segmentation {
             amount_minor -> Int8,
             currency -> Text,
             reporting_minor -> Nullable<Int8>,
+        }
+    }
+
+    diesel::table! {
+        segmentation.product_views (subject_id, product_id, day) {
+            subject_id -> Uuid,
+            product_id -> Text,
+            day -> Date,
+            views -> Int4,
         }
     }
 
@@ -153,6 +175,16 @@ pub mod segmentation {
         }
     }
 
+    diesel::table! {
+        segmentation.survey_answers (interaction_id) {
+            interaction_id -> Uuid,
+            subject_id -> Uuid,
+            occurred_at -> Timestamptz,
+            satisfaction -> Nullable<Int2>,
+            nps -> Nullable<Int2>,
+        }
+    }
+
     diesel::joinable!(membership_checks -> segments (segment));
     diesel::joinable!(membership_events -> segments (segment));
     diesel::joinable!(memberships -> segments (segment));
@@ -165,10 +197,13 @@ pub mod segmentation {
         membership_checks,
         membership_events,
         memberships,
+        order_lines,
         orders,
+        product_views,
         rfm_jobs,
         rfm_scores,
         segments,
+        survey_answers,
         tier_programs,
     );
 }

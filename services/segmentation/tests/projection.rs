@@ -79,6 +79,14 @@ async fn orders_returns_and_visits_add_up_and_merges_erasures_and_restrictions_f
         .filter(|(category, _)| category == "segmentation.orders")
         .count();
     assert_eq!(orders, 4);
+    // Their product lines too: and B-1 each had one (the refund named none).
+    let lines = suite
+        .exported(&ada)
+        .await
+        .into_iter()
+        .filter(|(category, _)| category == "segmentation.order_lines")
+        .count();
+    assert_eq!(lines, 3);
 
     // Restricted at profiles: restricted here too.
     let request = uuid::Uuid::now_v7().to_string();
@@ -183,6 +191,10 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
             ("segmentation.orders", 1),
             ("segmentation.visits", 0),
             ("segmentation.rfm", 0),
+            // The order's one line (tent-2p).
+            ("segmentation.order_lines", 1),
+            ("segmentation.product_views", 0),
+            ("segmentation.survey_answers", 0),
             ("segmentation.memberships", 0)
         ]
     );

@@ -10,6 +10,8 @@ use crate::schema::profiles::interactions;
 #[diesel(table_name = interactions, check_for_backend(diesel::pg::Pg))]
 pub struct InteractionRow {
     pub id: Uuid,
+    /// `None` once erased (accounting records kept without their subject).
+    pub subject_id: Option<Uuid>,
     pub kind: String,
     pub channel: String,
     pub occurred_at: DateTime<Utc>,

@@ -13,10 +13,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::SegmentationError;
-use crate::projection::store;
+use crate::projection::{facts, store};
 use crate::rfm::store as rfm_store;
 use crate::schema::segmentation::erasures;
-use crate::segments::facts;
+use crate::segments::facts as segment_facts;
 use crate::segments::maintain::{Maintainer, Touched};
 use crate::segments::members::{self, Reason};
 use crate::tiers::domain::{self as tiers, Program};
@@ -41,8 +41,9 @@ impl Privacy {
         Self { db, memberships }
     }
 
-    /// Every record about the subject: its aggregates, orders and returns, visit days, scores,
-    /// its tier in every program now, and the segments it is in with the reasons.
+    /// Every record about the subject: its aggregates, orders and returns and their lines,
+    /// visit days, product views, survey scores, RFM scores, its tier in every program now, and
+    /// the segments it is in with the reasons.
     pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
         let memberships = self.memberships.clone();
         self.db
@@ -82,6 +83,19 @@ impl Privacy {
                             "amount_minor": o.amount_minor,
                             "currency": o.currency,
                             "reporting_minor": o.reporting_minor,
+                        }),
+                    });
+                }
+                for l in facts::list_order_lines(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.order_lines",
+                        record_id: format!("{}/{}", l.interaction_id, l.line),
+                        document: json!({
+                            "kind": l.kind,
+                            "product_id": l.product_id,
+                            "category": l.category,
+                            "quantity": l.quantity,
+                            "occurred_at": l.occurred_at,
                         }),
                     });
                 }
@@ -138,6 +152,28 @@ impl Privacy {
                         document: json!({ "day": v.day, "views": v.views }),
                     });
                 }
+                for v in facts::list_product_views(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.product_views",
+                        record_id: format!("{}/{}/{}", v.subject_id, v.product_id, v.day),
+                        document: json!({
+                            "product_id": v.product_id,
+                            "day": v.day,
+                            "views": v.views,
+                        }),
+                    });
+                }
+                for a in facts::list_survey_answers(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.survey_answers",
+                        record_id: a.interaction_id.to_string(),
+                        document: json!({
+                            "occurred_at": a.occurred_at,
+                            "satisfaction": a.satisfaction,
+                            "nps": a.nps,
+                        }),
+                    });
+                }
                 records.extend(membership_records(conn, &memberships, subject)?);
                 Ok(records)
             })
@@ -165,15 +201,21 @@ impl Privacy {
                 }
                 let segments = members::list_by_subject(conn, subject)?.len();
                 memberships.forget(conn, subject, Reason::Erased)?;
-                let (customers, orders, visits) = store::delete_subject(conn, subject)?;
+                let deleted = store::delete_subject(conn, subject)?;
                 let scores = rfm_store::delete_by_subject(conn, subject)?;
-                let erased: Vec<(String, u64)> = vec![
-                    ("segmentation.aggregates".to_owned(), customers as u64),
-                    ("segmentation.orders".to_owned(), orders as u64),
-                    ("segmentation.visits".to_owned(), visits as u64),
-                    ("segmentation.rfm".to_owned(), scores as u64),
-                    ("segmentation.memberships".to_owned(), segments as u64),
-                ];
+                let erased: Vec<(String, u64)> = [
+                    ("segmentation.aggregates", deleted.customers),
+                    ("segmentation.orders", deleted.orders),
+                    ("segmentation.visits", deleted.visits),
+                    ("segmentation.rfm", scores),
+                    ("segmentation.order_lines", deleted.facts.order_lines),
+                    ("segmentation.product_views", deleted.facts.product_views),
+                    ("segmentation.survey_answers", deleted.facts.survey_answers),
+                    ("segmentation.memberships", segments),
+                ]
+                .into_iter()
+                .map(|(category, count)| (category.to_owned(), count as u64))
+                .collect();
                 let completed_at: DateTime<Utc> = diesel::insert_into(erasures::table)
                     .values((
                         erasures::request_id.eq(request),
@@ -234,7 +276,7 @@ fn membership_records(
         return Ok(Vec::new());
     }
     let now = Utc::now();
-    let facts = facts::load(conn, &[subject], now)?
+    let facts = segment_facts::load(conn, &[subject], now)?
         .remove(&subject)
         .map(|timeline| timeline.facts_at(now, memberships.minor_units()))
         .unwrap_or_default();

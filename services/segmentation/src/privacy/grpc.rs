@@ -52,7 +52,11 @@ impl PersonalData for PersonalDataService {
                 ),
                 category(
                     "segmentation.orders",
-                    "orders and returns: order id, date, amount (no line items)",
+                    "orders and returns: order id, date, amount",
+                ),
+                category(
+                    "segmentation.order_lines",
+                    "the products of orders and returns: product id, category, quantity, date",
                 ),
                 category(
                     "segmentation.visits",
@@ -69,6 +73,14 @@ impl PersonalData for PersonalDataService {
                 category(
                     "segmentation.tiers",
                     "per loyalty tier program: the tier, its measure, since when, until when it is kept and its next change; derived from the orders when asked, not stored",
+                ),
+                category(
+                    "segmentation.product_views",
+                    "product views counted per product and day",
+                ),
+                category(
+                    "segmentation.survey_answers",
+                    "survey scores: satisfaction (1-5) and NPS (0-10), with their date; no comments",
                 ),
             ],
         }))

@@ -12,6 +12,7 @@ use ecrm_platform::time::from_timestamp;
 use ecrm_proto::ecrm::profiles::v1 as pb;
 use uuid::Uuid;
 
+use super::facts::{self, OrderLineRow, SurveyAnswerRow};
 use super::store::{self, OrderRow};
 use crate::config::Rates;
 use crate::error::SegmentationError;
@@ -145,13 +146,39 @@ impl Projection {
                 };
                 if store::insert_order(conn, &row)? {
                     store::add_to_aggregates(conn, &row, kind == pb::InteractionKind::Return)?;
+                    facts::insert_order_lines(conn, &order_lines(&row, &interaction.products))?;
                     return Ok(Touched::Fields(&ORDER_FIELDS));
                 }
                 Ok(Touched::Fields(&[]))
             }
-            pb::InteractionKind::PageView | pb::InteractionKind::ProductView => {
+            pb::InteractionKind::PageView => {
                 store::add_view(conn, subject, at)?;
                 Ok(Touched::Fields(&VISIT_FIELDS))
+            }
+            pb::InteractionKind::ProductView => {
+                store::add_view(conn, subject, at)?;
+                for product in interaction
+                    .products
+                    .iter()
+                    .filter(|p| !p.product_id.is_empty())
+                {
+                    facts::add_product_view(conn, subject, &product.product_id, at.date_naive())?;
+                }
+                Ok(Touched::Fields(&VISIT_FIELDS))
+            }
+            pb::InteractionKind::SurveyAnswer => {
+                store::touch_interaction(conn, subject, at)?;
+                facts::insert_survey_answer(
+                    conn,
+                    &SurveyAnswerRow {
+                        interaction_id: uuid(&interaction.interaction_id)?,
+                        subject_id: subject,
+                        occurred_at: at,
+                        satisfaction: score(interaction.satisfaction, 1, 5),
+                        nps: interaction.nps.and_then(|nps| score(nps, 0, 10)),
+                    },
+                )?;
+                Ok(Touched::Fields(&[]))
             }
             _ => {
                 store::touch_interaction(conn, subject, at)?;
@@ -167,6 +194,34 @@ fn touch(touched: &mut HashMap<Uuid, Touched>, subject: Uuid, what: Touched) {
         .entry(subject)
         .and_modify(|t| *t = t.and(what))
         .or_insert(what);
+}
+
+/// The lines of an order or a return: products with an id and a quantity of at least one.
+fn order_lines(order: &OrderRow, products: &[pb::ProductLine]) -> Vec<OrderLineRow> {
+    products
+        .iter()
+        .filter(|p| !p.product_id.is_empty())
+        .filter_map(|p| Some((p, i32::try_from(p.quantity).ok().filter(|q| *q > 0)?)))
+        .zip(0..)
+        .map(|((product, quantity), line)| OrderLineRow {
+            interaction_id: order.interaction_id,
+            line,
+            subject_id: order.subject_id,
+            kind: order.kind.clone(),
+            product_id: product.product_id.clone(),
+            category: product.category.clone(),
+            quantity,
+            occurred_at: order.occurred_at,
+        })
+        .collect()
+}
+
+/// A survey score within `min..=max`; anything else (0 for not asked) is no score.
+fn score(value: u32, min: u32, max: u32) -> Option<i16> {
+    (min..=max)
+        .contains(&value)
+        .then(|| i16::try_from(value).ok())
+        .flatten()
 }
 
 fn uuid(value: &str) -> Result<Uuid, SegmentationError> {

@@ -1,5 +1,6 @@
 //! The projection of the profiles change feed: per customer, orders, returns, visits and the
-//! aggregates over them.
+//! aggregates over them; the products and survey scores KPIs read.
 
 pub mod domain;
+pub mod facts;
 pub mod store;

@@ -1,10 +1,12 @@
-//! The `customers`, `orders` and `daily_visits` tables.
+//! The `customers`, `orders` and `daily_visits` tables, and the subject-wide moves (merge,
+//! erasure) over every table of the projection.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Date, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
+use super::facts;
 use crate::schema::segmentation::{customers, daily_visits, orders};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -178,6 +180,7 @@ pub fn merge(conn: &mut PgConnection, into: Uuid, merged: Uuid) -> QueryResult<(
     .execute(conn)?;
     diesel::delete(daily_visits::table.filter(daily_visits::subject_id.eq(merged)))
         .execute(conn)?;
+    facts::merge(conn, into, merged)?;
     diesel::sql_query(
         "UPDATE customers c SET \
            created_at = LEAST(c.created_at, $3), \
@@ -239,15 +242,23 @@ pub fn list_visits(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Vec<Vi
         .load(conn)
 }
 
-/// What erasing a subject deleted: customer rows, orders and returns, visit days.
-pub fn delete_subject(
-    conn: &mut PgConnection,
-    subject: Uuid,
-) -> QueryResult<(usize, usize, usize)> {
-    Ok((
-        diesel::delete(customers::table.find(subject)).execute(conn)?,
-        diesel::delete(orders::table.filter(orders::subject_id.eq(subject))).execute(conn)?,
-        diesel::delete(daily_visits::table.filter(daily_visits::subject_id.eq(subject)))
+/// What erasing a subject deleted, table by table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deleted {
+    pub customers: usize,
+    pub orders: usize,
+    pub visits: usize,
+    pub facts: facts::Deleted,
+}
+
+/// Deletes every row about the subject in the projection.
+pub fn delete_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Deleted> {
+    Ok(Deleted {
+        customers: diesel::delete(customers::table.find(subject)).execute(conn)?,
+        orders: diesel::delete(orders::table.filter(orders::subject_id.eq(subject)))
             .execute(conn)?,
-    ))
+        visits: diesel::delete(daily_visits::table.filter(daily_visits::subject_id.eq(subject)))
+            .execute(conn)?,
+        facts: facts::delete_subject(conn, subject)?,
+    })
 }

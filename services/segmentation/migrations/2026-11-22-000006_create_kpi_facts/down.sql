@@ -1,0 +1,3 @@
+DROP TABLE survey_answers;
+DROP TABLE product_views;
+DROP TABLE order_lines;

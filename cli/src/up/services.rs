@@ -254,13 +254,16 @@ pub async fn build(
             })
         }
         "segmentation" => {
-            // Its tokens read revocations from identity and the profiles change feed.
+            // Its tokens read revocations from identity, the profiles change feed, and
+            // consent's ledger for objections to profiling.
             let scopes = Scopes::empty()
                 .with(Scope::SegmentsRead)
-                .with(Scope::ProfilesRead);
+                .with(Scope::ProfilesRead)
+                .with(Scope::ConsentRead);
             let auth = started.auth_for(member.name, scopes).await?;
             let config = ecrm_segmentation::SegmentationConfig {
                 profiles_url: started.urls.get("profiles").cloned(),
+                consent_url: started.urls.get("consent").cloned(),
                 ..ecrm_segmentation::SegmentationConfig::new()
             };
             Ok(Built {

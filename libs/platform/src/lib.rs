@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod consent_feed;
 pub mod db;
 pub mod feed;
+pub mod feed_follower;
 pub mod money;
 pub mod paging;
 pub mod privacy;

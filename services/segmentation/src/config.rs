@@ -12,6 +12,10 @@ pub struct SegmentationConfig {
     /// merges, erasures, restrictions) this service projects. Unset: nothing is projected.
     #[arg(long = "profiles-url", env = "ECRM_PROFILES_URL")]
     pub profiles_url: Option<String>,
+    /// The consent service, e.g. http://127.0.0.1:50053, whose ledger says who objected to
+    /// profiling (purpose `profiling` withdrawn). Unset: no objection is known.
+    #[arg(long = "consent-url", env = "ECRM_CONSENT_URL")]
+    pub consent_url: Option<String>,
     /// The currency monetary values are reported in (ISO 4217).
     #[arg(
         long = "reporting-currency",
@@ -52,6 +56,7 @@ impl SegmentationConfig {
     pub fn new() -> Self {
         Self {
             profiles_url: None,
+            consent_url: None,
             reporting_currency: "EUR".to_owned(),
             exchange_rates: Vec::new(),
         }
@@ -59,6 +64,7 @@ impl SegmentationConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.profiles_endpoint()?;
+        self.consent_endpoint()?;
         self.rates().map(drop)
     }
 
@@ -106,6 +112,18 @@ impl SegmentationConfig {
             "--profiles-url",
             "ECRM_PROFILES_URL",
             "http://127.0.0.1:50052",
+        )
+    }
+}
+
+impl SegmentationConfig {
+    /// The consent service's endpoint, when one is configured.
+    pub fn consent_endpoint(&self) -> Result<Option<Endpoint>, ConfigError> {
+        optional_service_endpoint(
+            self.consent_url.as_deref(),
+            "--consent-url",
+            "ECRM_CONSENT_URL",
+            "http://127.0.0.1:50053",
         )
     }
 }

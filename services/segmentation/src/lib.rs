@@ -18,6 +18,7 @@ use std::sync::Arc;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use ecrm_auth::{TokenSource, Verifier};
 use ecrm_platform::auth::AuthConfig;
+use ecrm_platform::consent_feed::ConsentFollower;
 use ecrm_platform::profiles_feed::ProfilesFollower;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
@@ -43,6 +44,7 @@ pub static SERVICE: ServiceDef = ServiceDef {
 pub struct Segmentation {
     context: ServiceContext,
     projection: Arc<projection::domain::Projection>,
+    objections: Arc<projection::objections::Objections>,
     privacy: Arc<privacy::domain::Privacy>,
     rfm: Arc<rfm::domain::Rfm>,
     segments: Arc<segments::domain::Segments>,
@@ -82,6 +84,7 @@ impl Segmentation {
                 rates.clone(),
                 memberships.clone(),
             )),
+            objections: Arc::new(projection::objections::Objections::new(memberships.clone())),
             privacy: Arc::new(privacy::domain::Privacy::new(
                 context.db.clone(),
                 memberships.clone(),
@@ -119,6 +122,20 @@ impl Segmentation {
             profiles,
             tokens,
             self.projection.clone(),
+        )
+        .spawn(self.context.shutdown.clone());
+        self
+    }
+
+    /// Follows the ledger of `consent`, read with `tokens`, for objections to profiling, until
+    /// the service shuts down.
+    #[must_use]
+    pub fn following_consent(self, consent: Channel, tokens: Arc<dyn TokenSource>) -> Self {
+        ConsentFollower::new(
+            self.context.db.clone(),
+            consent,
+            tokens,
+            self.objections.clone(),
         )
         .spawn(self.context.shutdown.clone());
         self
@@ -166,11 +183,20 @@ pub async fn build(
     let profiles = config
         .profiles_endpoint()
         .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
+    let consent = config
+        .consent_endpoint()
+        .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
     match profiles {
         Some(profiles) => {
-            segmentation = segmentation.following_profiles(profiles.connect_lazy(), tokens);
+            segmentation = segmentation.following_profiles(profiles.connect_lazy(), tokens.clone());
         }
         None => tracing::warn!("no --profiles-url: nothing is projected"),
+    }
+    match consent {
+        Some(consent) => {
+            segmentation = segmentation.following_consent(consent.connect_lazy(), tokens);
+        }
+        None => tracing::warn!("no --consent-url: no objection to profiling is known"),
     }
     Ok(segmentation.routes())
 }

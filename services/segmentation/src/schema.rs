@@ -117,6 +117,14 @@ pub mod segmentation {
     }
 
     diesel::table! {
+        segmentation.profiling_objections (subject_id) {
+            subject_id -> Uuid,
+            objected_at -> Timestamptz,
+            entry_id -> Uuid,
+        }
+    }
+
+    diesel::table! {
         segmentation.rfm_jobs (id) {
             id -> Uuid,
             state -> Text,
@@ -200,6 +208,7 @@ pub mod segmentation {
         order_lines,
         orders,
         product_views,
+        profiling_objections,
         rfm_jobs,
         rfm_scores,
         segments,

@@ -36,8 +36,10 @@ CREATE TABLE membership_events (
     segment text NOT NULL REFERENCES segments (name),
     subject_id uuid NOT NULL,
     joined boolean NOT NULL,
-    -- Why: 'evaluated' (the customer's facts or the date), 'restricted', 'merged', 'erased'.
-    reason text NOT NULL CHECK (reason IN ('evaluated', 'restricted', 'merged', 'erased')),
+    -- Why: 'evaluated' (the customer's facts or the date), 'restricted', 'objected' (to
+    -- profiling), 'merged', 'erased'.
+    reason text NOT NULL
+        CHECK (reason IN ('evaluated', 'restricted', 'objected', 'merged', 'erased')),
     occurred_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX membership_events_feed ON membership_events (tx, seq);

@@ -175,6 +175,16 @@ impl Privacy {
                     });
                 }
                 records.extend(membership_records(conn, &memberships, subject)?);
+                if let Some(objected_at) = store::find_objection(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.objections",
+                        record_id: subject.to_string(),
+                        document: json!({
+                            "objected_to": "profiling",
+                            "objected_at": objected_at,
+                        }),
+                    });
+                }
                 Ok(records)
             })
             .await
@@ -200,6 +210,7 @@ impl Privacy {
                     });
                 }
                 let segments = members::list_by_subject(conn, subject)?.len();
+                let objections = store::delete_objection(conn, subject)?;
                 memberships.forget(conn, subject, Reason::Erased)?;
                 let deleted = store::delete_subject(conn, subject)?;
                 let scores = rfm_store::delete_by_subject(conn, subject)?;
@@ -212,6 +223,7 @@ impl Privacy {
                     ("segmentation.product_views", deleted.facts.product_views),
                     ("segmentation.survey_answers", deleted.facts.survey_answers),
                     ("segmentation.memberships", segments),
+                    ("segmentation.objections", objections),
                 ]
                 .into_iter()
                 .map(|(category, count)| (category.to_owned(), count as u64))

@@ -67,6 +67,10 @@ impl PersonalData for PersonalDataService {
                     "recency, frequency and monetary measures, their scores and the named segment, of the latest computation",
                 ),
                 category(
+                    "segmentation.objections",
+                    "the objection to profiling, as the consent ledger says it, and when",
+                ),
+                category(
                     "segmentation.memberships",
                     "the rule segments the customer is in, since when, and why (each condition with the customer's value); past joins and leaves",
                 ),

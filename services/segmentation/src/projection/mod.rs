@@ -1,6 +1,8 @@
 //! The projection of the profiles change feed: per customer, orders, returns, visits and the
-//! aggregates over them; the products and survey scores KPIs read.
+//! aggregates over them; the products and survey scores KPIs read; and, from the consent
+//! ledger, who objected to profiling.
 
 pub mod domain;
 pub mod facts;
+pub mod objections;
 pub mod store;

@@ -7,7 +7,7 @@ use diesel::sql_types::{BigInt, Bool, Date, Nullable, Timestamptz, Uuid as SqlUu
 use uuid::Uuid;
 
 use super::facts;
-use crate::schema::segmentation::{customers, daily_visits, orders};
+use crate::schema::segmentation::{customers, daily_visits, orders, profiling_objections};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = customers, check_for_backend(diesel::pg::Pg))]
@@ -145,6 +145,66 @@ pub fn touch_interaction(
     .bind::<Timestamptz, _>(at)
     .execute(conn)
     .map(drop)
+}
+
+/// Records that the subject objected to profiling, by the ledger entry `entry` at `at`.
+pub fn upsert_objection(
+    conn: &mut PgConnection,
+    subject: Uuid,
+    at: DateTime<Utc>,
+    entry: Uuid,
+) -> QueryResult<()> {
+    diesel::insert_into(profiling_objections::table)
+        .values((
+            profiling_objections::subject_id.eq(subject),
+            profiling_objections::objected_at.eq(at),
+            profiling_objections::entry_id.eq(entry),
+        ))
+        .on_conflict(profiling_objections::subject_id)
+        .do_update()
+        .set((
+            profiling_objections::objected_at.eq(at),
+            profiling_objections::entry_id.eq(entry),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Forgets the subject's objection to profiling; returns whether there was one.
+pub fn delete_objection(conn: &mut PgConnection, subject: Uuid) -> QueryResult<usize> {
+    diesel::delete(profiling_objections::table.find(subject)).execute(conn)
+}
+
+/// When the subject objected to profiling, if it did.
+pub fn find_objection(
+    conn: &mut PgConnection,
+    subject: Uuid,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    profiling_objections::table
+        .find(subject)
+        .select(profiling_objections::objected_at)
+        .first(conn)
+        .optional()
+}
+
+/// Which of `subjects` objected to profiling.
+pub fn objecting_among(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<Uuid>> {
+    profiling_objections::table
+        .filter(profiling_objections::subject_id.eq_any(subjects))
+        .select(profiling_objections::subject_id)
+        .load(conn)
+}
+
+/// Locks the customers' rows, in subject order, for a change that reads and writes what is
+/// derived from them.
+pub fn lock_customers(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<()> {
+    customers::table
+        .filter(customers::subject_id.eq_any(subjects))
+        .order(customers::subject_id)
+        .select(customers::subject_id)
+        .for_update()
+        .load::<Uuid>(conn)
+        .map(drop)
 }
 
 pub fn update_restricted(

@@ -118,7 +118,8 @@ pub fn update_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> QueryRes
         .map(drop)
 }
 
-/// The computation, as one statement: each unrestricted customer's measures over the orders
+/// The computation, as one statement: each customer's (neither restricted nor objecting to
+/// profiling) measures over the orders
 /// in `[from, to)` (monetary multiplied by `factor`, into the job's currency), their scores
 /// 1..=bins by rank (equal values share the lowest rank of their group), and the segment
 /// `segment_case` names (an SQL CASE over `r5` and `f5`, the scores on a 1-5 scale). Returns
@@ -149,7 +150,9 @@ pub fn insert_scores(
                                           ELSE -o.reporting_minor END), 0) * $5)::bigint \
                     AS monetary_minor \
            FROM orders o JOIN customers c ON c.subject_id = o.subject_id AND NOT c.restricted \
-           WHERE o.occurred_at >= $3::timestamp AT TIME ZONE 'UTC' \
+           WHERE NOT EXISTS (SELECT 1 FROM profiling_objections p \
+                             WHERE p.subject_id = o.subject_id) \
+             AND o.occurred_at >= $3::timestamp AT TIME ZONE 'UTC' \
              AND o.occurred_at < $4::timestamp AT TIME ZONE 'UTC' \
            GROUP BY o.subject_id \
            HAVING count(*) FILTER (WHERE o.kind = 'order') > 0), \

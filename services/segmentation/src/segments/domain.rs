@@ -54,7 +54,8 @@ fn parse(rule: &str) -> Result<Rule, crate::rules::RuleError> {
 pub struct Membership {
     pub member: bool,
     pub restricted: bool,
-    /// `None` when the customer is restricted: their facts are not read.
+    pub objected: bool,
+    /// `None` when the customer is restricted or objected: their facts are not read.
     pub explanation: Option<Explanation>,
 }
 
@@ -161,10 +162,11 @@ impl Segments {
             .await?;
         let rule = parse(&row.rule).map_err(|_| SegmentationError::Corrupt)?;
         let facts = match timeline {
-            Some(timeline) if timeline.restricted() => {
+            Some(timeline) if timeline.excluded() => {
                 return Ok(Membership {
                     member: false,
-                    restricted: true,
+                    restricted: timeline.restricted(),
+                    objected: timeline.objected(),
                     explanation: None,
                 });
             }
@@ -175,6 +177,7 @@ impl Segments {
         Ok(Membership {
             member: explanation.matched,
             restricted: false,
+            objected: false,
             explanation: Some(explanation),
         })
     }

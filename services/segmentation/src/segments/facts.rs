@@ -3,13 +3,13 @@
 //! in the last N days), the instants they next change, so that a membership is evaluated again
 //! exactly when it can flip.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::projection::store::CustomerRow;
+use crate::projection::store::{self as projection, CustomerRow};
 use crate::rfm::store as rfm;
 use crate::rules::{FieldType, Rule, Value};
 use crate::schema::segmentation::{customers, orders, rfm_scores};
@@ -94,6 +94,8 @@ struct RfmFacts {
 #[derive(Debug, Clone)]
 pub struct Timeline {
     customer: CustomerRow,
+    /// Objected to profiling.
+    objected: bool,
     recent: Vec<RecentOrder>,
     rfm: Option<RfmFacts>,
 }
@@ -115,6 +117,16 @@ impl Timeline {
     /// Whether processing is restricted: then the customer is in no segment.
     pub fn restricted(&self) -> bool {
         self.customer.restricted
+    }
+
+    /// Whether the customer objected to profiling: then they are in no segment.
+    pub fn objected(&self) -> bool {
+        self.objected
+    }
+
+    /// Whether the customer is kept out of every segment, restricted or objecting.
+    pub fn excluded(&self) -> bool {
+        self.restricted() || self.objected()
     }
 
     /// The instant each day-count field counts from, if the customer has it.
@@ -215,7 +227,7 @@ impl Timeline {
         now: DateTime<Utc>,
         minor_units: u32,
     ) -> (bool, Option<DateTime<Utc>>) {
-        if self.restricted() {
+        if self.excluded() {
             return (false, None);
         }
         let member = rule.evaluate(&self.facts_at(now, minor_units)).matched;
@@ -281,11 +293,15 @@ pub fn load(
             .load(conn)?;
         scores.extend(rows);
     }
+    let objecting: HashSet<Uuid> = projection::objecting_among(conn, subjects)?
+        .into_iter()
+        .collect();
     let mut timelines: HashMap<Uuid, Timeline> = rows
         .into_iter()
         .map(|customer| {
             let subject = customer.subject_id;
             let timeline = Timeline {
+                objected: objecting.contains(&subject),
                 customer,
                 recent: Vec::new(),
                 rfm: scores.remove(&subject),
@@ -362,6 +378,7 @@ mod tests {
                 })
                 .collect(),
             rfm: None,
+            objected: false,
         }
     }
 
@@ -405,9 +422,15 @@ mod tests {
     }
 
     #[test]
-    fn a_restricted_customer_is_in_nothing_and_has_nothing_scheduled() {
+    fn a_restricted_or_objecting_customer_is_in_nothing_and_has_nothing_scheduled() {
         let mut t = timeline(&[(at(2, 15), 1000)]);
         t.customer.restricted = true;
+        assert_eq!(
+            t.membership(&rule("orders >= 1"), at(10, 12), 2),
+            (false, None)
+        );
+        let mut t = timeline(&[(at(2, 15), 1000)]);
+        t.objected = true;
         assert_eq!(
             t.membership(&rule("orders >= 1"), at(10, 12), 2),
             (false, None)

@@ -37,6 +37,7 @@ fn reason_to_proto(reason: &str) -> pb::MembershipReason {
     match Reason::parse(reason) {
         Some(Reason::Evaluated) => pb::MembershipReason::Evaluated,
         Some(Reason::Restricted) => pb::MembershipReason::Restricted,
+        Some(Reason::Objected) => pb::MembershipReason::Objected,
         Some(Reason::Merged) => pb::MembershipReason::Merged,
         Some(Reason::Erased) => pb::MembershipReason::Erased,
         None => pb::MembershipReason::Unspecified,
@@ -132,6 +133,7 @@ impl SegmentsApi for SegmentsService {
         Ok(Response::new(pb::ExplainMembershipResponse {
             member: membership.member,
             restricted: membership.restricted,
+            objected: membership.objected,
             conditions: membership
                 .explanation
                 .map(|e| e.conditions)

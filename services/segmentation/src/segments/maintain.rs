@@ -177,10 +177,10 @@ impl Maintainer {
             if member && !was {
                 joins.push(pair.clone());
             } else if !member && was {
-                let reason = if timeline.is_some_and(facts::Timeline::restricted) {
-                    Reason::Restricted
-                } else {
-                    Reason::Evaluated
+                let reason = match timeline {
+                    Some(t) if t.restricted() => Reason::Restricted,
+                    Some(t) if t.objected() => Reason::Objected,
+                    _ => Reason::Evaluated,
                 };
                 leaves.push((pair.0.clone(), pair.1, reason));
             }

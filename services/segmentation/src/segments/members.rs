@@ -16,8 +16,10 @@ use crate::schema::segmentation::{customers, membership_checks, memberships, seg
 pub enum Reason {
     /// The rule on the customer's facts, or the date.
     Evaluated,
-    /// Processing restricted (or lifted, for a join).
+    /// Processing restricted.
     Restricted,
+    /// Objected to profiling.
+    Objected,
     /// Merged into another customer, who is evaluated in their own right.
     Merged,
     /// Erased.
@@ -29,6 +31,7 @@ impl Reason {
         match self {
             Self::Evaluated => "evaluated",
             Self::Restricted => "restricted",
+            Self::Objected => "objected",
             Self::Merged => "merged",
             Self::Erased => "erased",
         }
@@ -38,6 +41,7 @@ impl Reason {
         [
             Self::Evaluated,
             Self::Restricted,
+            Self::Objected,
             Self::Merged,
             Self::Erased,
         ]

@@ -277,6 +277,7 @@ pub fn standing_of(
 pub struct TierAnswer {
     pub program: Program,
     pub restricted: bool,
+    pub objected: bool,
     pub standing: Option<policy::Standing>,
 }
 
@@ -356,11 +357,14 @@ impl Tiers {
                     .and_then(Program::try_from)?;
                 let customer = projection::find_customer(conn, subject)?
                     .ok_or(SegmentationError::NotFound("customer"))?;
-                if customer.restricted {
-                    // Art. 18: the orders of a restricted customer are not read.
+                let objected = projection::find_objection(conn, subject)?.is_some();
+                if customer.restricted || objected {
+                    // Art. 18 and 21: the orders of a restricted or objecting customer are
+                    // not read.
                     return Ok(TierAnswer {
                         program,
-                        restricted: true,
+                        restricted: customer.restricted,
+                        objected,
                         standing: None,
                     });
                 }
@@ -369,6 +373,7 @@ impl Tiers {
                 Ok(TierAnswer {
                     program,
                     restricted: false,
+                    objected: false,
                     standing: Some(standing),
                 })
             })

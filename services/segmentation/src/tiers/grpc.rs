@@ -176,6 +176,7 @@ impl TiersApi for TiersService {
             subject_id: subject.to_string(),
             as_of: Some(to_timestamp(as_of)),
             restricted: answer.restricted,
+            objected: answer.objected,
             standing: answer.standing.map(|s| standing_to_proto(tiers, s)),
         }))
     }

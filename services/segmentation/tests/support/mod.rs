@@ -40,12 +40,27 @@ pub struct Suite {
     pub auth: Arc<TestAuth>,
     pub profiles: TestServer,
     pub segmentation: TestServer,
+    /// Consent, which segmentation follows, when started with it.
+    pub consent: Option<TestServer>,
     _shutdown: tokio_util::sync::DropGuard,
 }
 
 impl Suite {
     pub async fn start() -> Self {
-        let database = TestDatabase::new(&[&SERVICE, &ecrm_profiles::SERVICE]).await;
+        Self::start_with(false).await
+    }
+
+    /// The suite with consent too, whose ledger segmentation follows for objections.
+    pub async fn start_with_consent() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(with_consent: bool) -> Self {
+        let mut services = vec![&SERVICE, &ecrm_profiles::SERVICE];
+        if with_consent {
+            services.push(&ecrm_consent::SERVICE);
+        }
+        let database = TestDatabase::new(&services).await;
         let auth = Arc::new(TestAuth::new());
         let shutdown = CancellationToken::new();
         let profiles = ecrm_profiles::Profiles::new(
@@ -62,19 +77,35 @@ impl Suite {
             exchange_rates: vec!["USD=0.92".to_owned()],
             ..SegmentationConfig::new()
         };
-        let segmentation = Segmentation::new(
+        let mut segmentation = Segmentation::new(
             &ServiceContext::new(database.db(&SERVICE).await.unwrap(), shutdown.clone()),
             &config,
             auth.verifier("segmentation").await,
         )
         .unwrap()
         .following_profiles(profiles.channel(), auth.clone());
+        let mut consent = None;
+        if with_consent {
+            let server = ecrm_consent::Consent::new(
+                &ServiceContext::new(
+                    database.db(&ecrm_consent::SERVICE).await.unwrap(),
+                    shutdown.clone(),
+                ),
+                &ecrm_consent::ConsentConfig::new(Arc::new(MasterKey::generate().unwrap().0)),
+                auth.verifier("consent").await,
+            )
+            .unwrap();
+            let server = start_server(server.routes()).await.unwrap();
+            segmentation = segmentation.following_consent(server.channel(), auth.clone());
+            consent = Some(server);
+        }
         let segmentation = start_server(segmentation.routes()).await.unwrap();
         Self {
             _database: database,
             auth,
             profiles,
             segmentation,
+            consent,
             _shutdown: shutdown.drop_guard(),
         }
     }

@@ -65,7 +65,9 @@ fn native_sql() -> String {
                                     ELSE -o.reporting_minor END), 0)::bigint AS monetary \
            FROM segmentation.orders o \
            JOIN segmentation.customers c ON c.subject_id = o.subject_id AND NOT c.restricted \
-           WHERE o.occurred_at >= (DATE '{AS_OF}' + 1 - 365)::timestamp AT TIME ZONE 'UTC' \
+           WHERE NOT EXISTS (SELECT 1 FROM segmentation.profiling_objections p \
+                             WHERE p.subject_id = o.subject_id) \
+             AND o.occurred_at >= (DATE '{AS_OF}' + 1 - 365)::timestamp AT TIME ZONE 'UTC' \
              AND o.occurred_at < (DATE '{AS_OF}' + 1)::timestamp AT TIME ZONE 'UTC' \
            GROUP BY o.subject_id \
            HAVING count(*) FILTER (WHERE o.kind = 'order') > 0), \

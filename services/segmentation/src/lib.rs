@@ -19,7 +19,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use ecrm_auth::{TokenSource, Verifier};
 use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::consent_feed::ConsentFollower;
-use ecrm_platform::profiles_feed::ProfilesFollower;
+use ecrm_platform::profiles_feed::{ChangeSink, ProfilesFollower};
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_proto::ecrm::segmentation::v1::kpis_server::KpisServer;
@@ -139,6 +139,14 @@ impl Segmentation {
         )
         .spawn(self.context.shutdown.clone());
         self
+    }
+
+    /// What the profiles change feed is applied with: the projection, and the segment
+    /// memberships it keeps up to date in the same transaction. The follower of
+    /// [`Segmentation::following_profiles`] applies the feed with it; benchmarks apply changes
+    /// directly.
+    pub fn change_sink(&self) -> Arc<impl ChangeSink<Error = SegmentationError> + use<>> {
+        self.projection.clone()
     }
 
     /// The gRPC services, behind the auth layer.

@@ -195,7 +195,8 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
             ("segmentation.order_lines", 1),
             ("segmentation.product_views", 0),
             ("segmentation.survey_answers", 0),
-            ("segmentation.memberships", 0)
+            ("segmentation.memberships", 0),
+            ("segmentation.objections", 0)
         ]
     );
     let again = erase().await;

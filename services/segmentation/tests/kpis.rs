@@ -1,9 +1,5 @@
 //! KPIs through the running services, against a fixture computed by hand: interactions
 //! recorded at profiles with chosen dates, projected by segmentation, read with GetKpis.
-#![expect(
-    clippy::unwrap_used,
-    reason = "a test fails by panicking, helpers included"
-)]
 
 mod support;
 
@@ -15,7 +11,6 @@ use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
 use ecrm_proto::ecrm::profiles::v1 as profiles;
 use ecrm_proto::ecrm::segmentation::v1 as pb;
 use ecrm_proto::ecrm::segmentation::v1::kpis_client::KpisClient;
-use ecrm_proto::ecrm::segmentation::v1::rfm_client::RfmClient;
 use profiles::interaction::Details;
 use support::*;
 
@@ -158,44 +153,14 @@ impl Suite {
 
     /// Computes RFM as of `day` of October 2026 (365 days back) and waits for it to finish.
     async fn rfm_as_of(&self, day: u32) -> String {
-        let mut client = self.segmentation.client(RfmClient::new);
-        let token = self.token("segmentation", &[Scope::SegmentsRead, Scope::SegmentsWrite]);
-        let job = client
-            .compute_rfm(call(
-                &token,
-                pb::ComputeRfmRequest {
-                    as_of: at(day, 12),
-                    window_days: 365,
-                    bins: 5,
-                    currency: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let now = client
-                .get_rfm_job(call(
-                    &token,
-                    pb::GetRfmJobRequest {
-                        job_id: job.job_id.clone(),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .job
-                .unwrap();
-            if now.state() == pb::RfmJobState::Done {
-                return now.job_id;
-            }
-            assert_eq!(now.state(), pb::RfmJobState::Running, "{now:?}");
-            assert!(Instant::now() < deadline, "not done: {now:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.compute_rfm(pb::ComputeRfmRequest {
+            as_of: at(day, 12),
+            window_days: 365,
+            bins: 5,
+            currency: String::new(),
+        })
+        .await
+        .job_id
     }
 }
 

@@ -17,7 +17,6 @@ use ecrm_proto::ecrm::consent::v1 as consent;
 use ecrm_proto::ecrm::consent::v1::consents_client::ConsentsClient;
 use ecrm_proto::ecrm::consent::v1::purposes_client::PurposesClient;
 use ecrm_proto::ecrm::segmentation::v1 as pb;
-use ecrm_proto::ecrm::segmentation::v1::rfm_client::RfmClient;
 use ecrm_proto::ecrm::segmentation::v1::segments_client::SegmentsClient;
 use ecrm_proto::ecrm::segmentation::v1::tiers_client::TiersClient;
 use ecrm_testkit::TokenSpec;
@@ -119,52 +118,6 @@ impl Suite {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-
-    /// Computes RFM scores now and waits for the job to finish.
-    async fn compute_rfm(&self) {
-        let mut client = self.segmentation.client(RfmClient::new);
-        let job = client
-            .compute_rfm(call(&self.reader(), pb::ComputeRfmRequest::default()))
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let state = client
-                .get_rfm_job(call(
-                    &self.reader(),
-                    pb::GetRfmJobRequest {
-                        job_id: job.job_id.clone(),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .job
-                .unwrap()
-                .state();
-            if state == pb::RfmJobState::Done {
-                return;
-            }
-            assert!(Instant::now() < deadline, "RFM job {state:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn rfm(&self, subject: &str) -> Result<pb::RfmScore, tonic::Status> {
-        self.segmentation
-            .client(RfmClient::new)
-            .get_rfm(call(
-                &self.reader(),
-                pb::GetRfmRequest {
-                    subject_id: subject.to_owned(),
-                },
-            ))
-            .await
-            .map(|r| r.into_inner().score.unwrap())
-    }
 }
 
 #[tokio::test]
@@ -232,8 +185,8 @@ async fn an_objection_to_profiling_takes_the_customer_out_of_segments_scores_and
     let mut both = vec![ada.as_str(), bo.as_str()];
     both.sort_unstable();
     suite.members_until(&both).await;
-    suite.compute_rfm().await;
-    assert!(suite.rfm(&ada).await.is_ok());
+    suite.compute_rfm(pb::ComputeRfmRequest::default()).await;
+    assert!(suite.rfm_score(&ada).await.is_ok());
 
     // Ada objects: out of the segment, her score gone, no tier, and scored no more.
     suite.decide(&ada, consent::Decision::Withdrawn, "").await;
@@ -242,15 +195,15 @@ async fn an_objection_to_profiling_takes_the_customer_out_of_segments_scores_and
     assert!(explained.objected && !explained.member && !explained.restricted);
     assert!(explained.conditions.is_empty());
     assert_eq!(
-        suite.rfm(&ada).await.unwrap_err().code(),
+        suite.rfm_score(&ada).await.unwrap_err().code(),
         tonic::Code::NotFound
     );
-    suite.compute_rfm().await;
+    suite.compute_rfm(pb::ComputeRfmRequest::default()).await;
     assert_eq!(
-        suite.rfm(&ada).await.unwrap_err().code(),
+        suite.rfm_score(&ada).await.unwrap_err().code(),
         tonic::Code::NotFound
     );
-    assert!(suite.rfm(&bo).await.is_ok());
+    assert!(suite.rfm_score(&bo).await.is_ok());
     let mut tiers = suite.segmentation.client(TiersClient::new);
     tiers
         .define_tier_program(call(

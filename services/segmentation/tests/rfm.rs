@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
 
 use ecrm_auth::Scope;
 use ecrm_proto::ecrm::privacy::v1 as privacy;
@@ -60,57 +59,13 @@ impl Suite {
 
     /// Computes as of 31 October 2026 and waits for the job to finish.
     async fn compute(&self, bins: u32) -> pb::RfmJob {
-        let (mut client, token) = self.rfm();
-        let job = client
-            .compute_rfm(call(
-                &token,
-                pb::ComputeRfmRequest {
-                    as_of: on(2026, 10, 31),
-                    window_days: 365,
-                    bins,
-                    currency: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .job
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let now = client
-                .get_rfm_job(call(
-                    &token,
-                    pb::GetRfmJobRequest {
-                        job_id: job.job_id.clone(),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .job
-                .unwrap();
-            match now.state() {
-                pb::RfmJobState::Done => return now,
-                pb::RfmJobState::Running => {}
-                other => panic!("the job ended {other:?}: {now:?}"),
-            }
-            assert!(Instant::now() < deadline, "not done: {now:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn score(&self, subject: &str) -> Result<pb::RfmScore, tonic::Status> {
-        let (mut client, token) = self.rfm();
-        client
-            .get_rfm(call(
-                &token,
-                pb::GetRfmRequest {
-                    subject_id: subject.to_owned(),
-                },
-            ))
-            .await
-            .map(|r| r.into_inner().score.unwrap())
+        self.compute_rfm(pb::ComputeRfmRequest {
+            as_of: on(2026, 10, 31),
+            window_days: 365,
+            bins,
+            currency: String::new(),
+        })
+        .await
     }
 }
 
@@ -168,7 +123,7 @@ async fn scores_and_segments_match_the_hand_computed_fixture() {
         ("e", 334, 1, 10_000, 1, "Lost"),
     ];
     for (name, recency, frequency, monetary, score, segment) in expected {
-        let got = suite.score(&s(name)).await.unwrap();
+        let got = suite.rfm_score(&s(name)).await.unwrap();
         assert_eq!(
             (got.recency_days, got.frequency, got.monetary_minor),
             (recency, frequency, monetary),
@@ -180,7 +135,7 @@ async fn scores_and_segments_match_the_hand_computed_fixture() {
         assert_eq!(got.job_id, job.job_id);
     }
     for name in ["g", "h"] {
-        let status = suite.score(&s(name)).await.unwrap_err();
+        let status = suite.rfm_score(&s(name)).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::NotFound, "{name}");
     }
 
@@ -209,9 +164,9 @@ async fn scores_and_segments_match_the_hand_computed_fixture() {
 
     // On 10 levels the same ranks spread wider: 1 + floor((rank - 1) * 10 / 6).
     suite.compute(10).await;
-    let a = suite.score(&s("a")).await.unwrap();
+    let a = suite.rfm_score(&s("a")).await.unwrap();
     assert_eq!((a.r, a.segment.as_str()), (9, "Champions"));
-    let c = suite.score(&s("c")).await.unwrap();
+    let c = suite.rfm_score(&s("c")).await.unwrap();
     assert_eq!(c.r, 4);
 }
 

@@ -6,6 +6,7 @@
 )]
 #![expect(
     clippy::unwrap_used,
+    clippy::panic,
     reason = "a test fails by panicking, helpers included"
 )]
 
@@ -21,6 +22,8 @@ use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
 use ecrm_proto::ecrm::profiles::v1 as profiles;
 use ecrm_proto::ecrm::profiles::v1::interactions_client::InteractionsClient;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
+use ecrm_proto::ecrm::segmentation::v1 as segmentation;
+use ecrm_proto::ecrm::segmentation::v1::rfm_client::RfmClient;
 use ecrm_segmentation::{SERVICE, Segmentation, SegmentationConfig};
 use ecrm_testkit::{TestAuth, TestDatabase, TestServer, TokenSpec, start_server};
 use futures::TryStreamExt as _;
@@ -196,6 +199,58 @@ impl Suite {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Starts an RFM computation and waits for it to finish; panics if it fails.
+    pub async fn compute_rfm(
+        &self,
+        request: segmentation::ComputeRfmRequest,
+    ) -> segmentation::RfmJob {
+        let mut client = self.segmentation.client(RfmClient::new);
+        let token = self.token("segmentation", &[Scope::SegmentsRead, Scope::SegmentsWrite]);
+        let job = client
+            .compute_rfm(call(&token, request))
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let now = client
+                .get_rfm_job(call(
+                    &token,
+                    segmentation::GetRfmJobRequest {
+                        job_id: job.job_id.clone(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .job
+                .unwrap();
+            match now.state() {
+                segmentation::RfmJobState::Done => return now,
+                segmentation::RfmJobState::Running => {}
+                other => panic!("the job ended {other:?}: {now:?}"),
+            }
+            assert!(Instant::now() < deadline, "not done: {now:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The customer's score in the latest RFM computation.
+    pub async fn rfm_score(&self, subject: &str) -> Result<segmentation::RfmScore, tonic::Status> {
+        self.segmentation
+            .client(RfmClient::new)
+            .get_rfm(call(
+                &self.token("segmentation", &[Scope::SegmentsRead]),
+                segmentation::GetRfmRequest {
+                    subject_id: subject.to_owned(),
+                },
+            ))
+            .await
+            .map(|r| r.into_inner().score.unwrap())
     }
 
     pub async fn at_profiles<T>(

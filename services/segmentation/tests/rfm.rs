@@ -6,7 +6,6 @@
 
 mod support;
 
-
 use ecrm_auth::Scope;
 use ecrm_proto::ecrm::privacy::v1 as privacy;
 use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;

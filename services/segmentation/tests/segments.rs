@@ -10,17 +10,9 @@ use ecrm_auth::Scope;
 use ecrm_proto::ecrm::privacy::v1 as privacy;
 use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
 use ecrm_proto::ecrm::segmentation::v1 as pb;
-use ecrm_proto::ecrm::segmentation::v1::segments_client::SegmentsClient;
 use support::*;
 
 impl Suite {
-    fn segments(&self) -> (SegmentsClient<tonic::transport::Channel>, String) {
-        (
-            self.segmentation.client(SegmentsClient::new),
-            self.token("segmentation", &[Scope::SegmentsRead, Scope::SegmentsWrite]),
-        )
-    }
-
     async fn define(
         &self,
         name: &str,

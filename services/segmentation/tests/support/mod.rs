@@ -24,6 +24,7 @@ use ecrm_proto::ecrm::profiles::v1::interactions_client::InteractionsClient;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
 use ecrm_proto::ecrm::segmentation::v1 as segmentation;
 use ecrm_proto::ecrm::segmentation::v1::rfm_client::RfmClient;
+use ecrm_proto::ecrm::segmentation::v1::segments_client::SegmentsClient;
 use ecrm_segmentation::{SERVICE, Segmentation, SegmentationConfig};
 use ecrm_testkit::{TestAuth, TestDatabase, TestServer, TokenSpec, start_server};
 use futures::TryStreamExt as _;
@@ -199,6 +200,14 @@ impl Suite {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A segments client, and a token that reads and defines.
+    pub fn segments(&self) -> (SegmentsClient<tonic::transport::Channel>, String) {
+        (
+            self.segmentation.client(SegmentsClient::new),
+            self.token("segmentation", &[Scope::SegmentsRead, Scope::SegmentsWrite]),
+        )
     }
 
     /// Starts an RFM computation and waits for it to finish; panics if it fails.

@@ -229,6 +229,7 @@ impl Rfm {
         let case = segment_case_sql();
         self.db
             .run(move |conn| {
+                store::use_sort_memory(conn)?;
                 let customers =
                     store::insert_scores(conn, id, as_of, from, to, factor, bins, &case)?;
                 store::update_scored(conn, id, i64::try_from(customers).unwrap_or(0))?;

@@ -118,12 +118,22 @@ pub fn update_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> QueryRes
         .map(drop)
 }
 
-/// The computation, as one statement: each customer's (neither restricted nor objecting to
-/// profiling) measures over the orders
-/// in `[from, to)` (monetary multiplied by `factor`, into the job's currency), their scores
-/// 1..=bins by rank (equal values share the lowest rank of their group), and the segment
-/// `segment_case` names (an SQL CASE over `r5` and `f5`, the scores on a 1-5 scale). Returns
-/// how many customers were scored.
+/// `work_mem` of a computation's transaction.
+const SORT_MEMORY: &str = "256MB";
+
+/// Lets the rest of the transaction sort and hash in memory: the computation ranks every
+/// scored customer three times, which at the server's default `work_mem` spills to disk.
+pub fn use_sort_memory(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query(format!("SET LOCAL work_mem = '{SORT_MEMORY}'"))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The computation, as one statement: the measures of each customer neither restricted nor
+/// objecting to profiling over the orders in `[from, to)` (monetary multiplied by `factor`,
+/// into the job's currency), their scores 1..=bins by rank (equal values share the lowest
+/// rank of their group), and the segment `segment_case` names (an SQL CASE over `r5` and
+/// `f5`, the scores on a 1-5 scale). Returns how many customers were scored.
 #[expect(
     clippy::too_many_arguments,
     reason = "one statement's parameters, each named"

@@ -188,6 +188,8 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
         counts,
         [
             ("segmentation.aggregates", 1),
+            // No country, locale or custom attribute at profiles.
+            ("segmentation.attributes", 0),
             ("segmentation.orders", 1),
             ("segmentation.visits", 0),
             ("segmentation.rfm", 0),
@@ -195,7 +197,8 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
             ("segmentation.order_lines", 1),
             ("segmentation.product_views", 0),
             ("segmentation.survey_answers", 0),
-            ("segmentation.memberships", 0)
+            ("segmentation.memberships", 0),
+            ("segmentation.objections", 0)
         ]
     );
     let again = erase().await;

@@ -41,9 +41,9 @@ impl Privacy {
         Self { db, memberships }
     }
 
-    /// Every record about the subject: its aggregates, profile attributes, orders and returns and their lines,
-    /// visit days, product views, survey scores, RFM scores, its tier in every program now, and
-    /// the segments it is in with the reasons.
+    /// Every record about the subject: its aggregates, profile attributes, orders and returns
+    /// and their lines, visit days, product views, survey scores, RFM scores, its tier in every
+    /// program now, and the segments it is in with the reasons.
     pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
         let memberships = self.memberships.clone();
         self.db

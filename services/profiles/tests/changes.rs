@@ -231,6 +231,233 @@ async fn interaction_summaries_carry_products_and_survey_scores_even_after_a_mer
     assert!(!encoded.contains("secret comment") && !encoded.contains("shop.example"));
 }
 
+/// The next change on `stream`, within 10 s.
+async fn next_change(stream: &mut tonic::Streaming<pb::WatchChangesResponse>) -> pb::Change {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a change within 10 s")
+        .unwrap()
+        .unwrap()
+        .change
+        .unwrap()
+}
+
+#[tokio::test]
+async fn created_and_updated_changes_carry_country_locale_and_custom_attributes_and_never_a_name() {
+    use pb::attribute_value::Value;
+    let harness = Harness::start().await;
+    let token = harness.internal();
+    for (key, kind) in [
+        ("tier", pb::AttributeType::String),
+        ("shoe_size", pb::AttributeType::Number),
+    ] {
+        harness
+            .profiles()
+            .define_attribute(call(
+                &token,
+                pb::DefineAttributeRequest {
+                    definition: Some(pb::AttributeDefinition {
+                        key: key.to_owned(),
+                        r#type: kind.into(),
+                        description: String::new(),
+                    }),
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    let mut stream = harness
+        .profiles()
+        .watch_changes(call(&token, pb::WatchChangesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let custom = |pairs: &[(&str, Value)]| {
+        pairs
+            .iter()
+            .map(|(key, value)| {
+                (
+                    (*key).to_owned(),
+                    pb::AttributeValue {
+                        value: Some(value.clone()),
+                    },
+                )
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let profile = harness
+        .profiles()
+        .upsert_profile(call(
+            &token,
+            pb::UpsertProfileRequest {
+                identifiers: vec![new_identifier(email_id("camille@example.com"))],
+                attributes: Some(pb::ProfileAttributes {
+                    given_name: "Camille".to_owned(),
+                    family_name: "Durandeau".to_owned(),
+                    birth_date: Some(pb::CalendarDate {
+                        year: 1987,
+                        month: 6,
+                        day: 14,
+                    }),
+                    locale: "fr-FR".to_owned(),
+                    country: "FR".to_owned(),
+                    timezone: "Europe/Paris".to_owned(),
+                    postal_address: Some(pb::PostalAddress {
+                        lines: vec!["12 rue des Lilas".to_owned()],
+                        locality: "Lyon".to_owned(),
+                        postal_code: "69003".to_owned(),
+                        country: "FR".to_owned(),
+                        ..Default::default()
+                    }),
+                    custom: custom(&[
+                        ("tier", Value::StringValue("gold".to_owned())),
+                        ("shoe_size", Value::NumberValue(42.0)),
+                    ]),
+                }),
+                source: "web_shop".to_owned(),
+                merge_if_needed: false,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    let created = next_change(&mut stream).await;
+    assert_eq!(created.kind, pb::ChangeKind::Created as i32);
+    assert_eq!(created.subject_id, profile.subject_id);
+    assert_eq!(
+        (created.country.as_str(), created.locale.as_str()),
+        ("FR", "fr-FR")
+    );
+    assert_eq!(
+        created.custom,
+        custom(&[
+            ("tier", Value::StringValue("gold".to_owned())),
+            ("shoe_size", Value::NumberValue(42.0)),
+        ])
+    );
+
+    // Moving to Germany and dropping the tier: an updated change with the values of now.
+    harness
+        .profiles()
+        .update_profile(call(
+            &token,
+            pb::UpdateProfileRequest {
+                subject_id: profile.subject_id.clone(),
+                attributes: Some(pb::ProfileAttributes {
+                    country: "DE".to_owned(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["country".to_owned(), "custom.tier".to_owned()],
+                }),
+                source: "crm".to_owned(),
+            },
+        ))
+        .await
+        .unwrap();
+    let updated = next_change(&mut stream).await;
+    assert_eq!(updated.kind, pb::ChangeKind::Updated as i32);
+    assert_eq!(updated.subject_id, profile.subject_id);
+    assert_eq!(
+        (updated.country.as_str(), updated.locale.as_str()),
+        ("DE", "fr-FR")
+    );
+    assert_eq!(
+        updated.custom,
+        custom(&[("shoe_size", Value::NumberValue(42.0))])
+    );
+
+    // Read again from the start, the created change has today's values too.
+    let replayed = watch(&harness, "", 2).await;
+    assert_eq!(replayed[0].kind, pb::ChangeKind::Created as i32);
+    assert_eq!(replayed[0].country, "DE");
+    let encoded = format!("{created:?} {updated:?} {replayed:?}");
+    for personal in [
+        "camille@example.com",
+        "Camille",
+        "Durandeau",
+        "1987",
+        "Lilas",
+        "Lyon",
+        "69003",
+        "Europe/Paris",
+    ] {
+        assert!(!encoded.contains(personal), "{personal} in {encoded}");
+    }
+}
+
+#[tokio::test]
+async fn a_merged_or_erased_profile_has_no_attributes_in_the_feed() {
+    let harness = Harness::start().await;
+    let token = harness.internal();
+    let upsert = |email: &str, country: &str| pb::UpsertProfileRequest {
+        identifiers: vec![new_identifier(email_id(email))],
+        attributes: Some(pb::ProfileAttributes {
+            country: country.to_owned(),
+            locale: "fr-FR".to_owned(),
+            ..Default::default()
+        }),
+        source: "web_shop".to_owned(),
+        merge_if_needed: false,
+    };
+    let mut ids = Vec::new();
+    for (email, country) in [("kept@example.com", ""), ("merged@example.com", "FR")] {
+        ids.push(
+            harness
+                .profiles()
+                .upsert_profile(call(&token, upsert(email, country)))
+                .await
+                .unwrap()
+                .into_inner()
+                .profile
+                .unwrap()
+                .subject_id,
+        );
+    }
+    let (kept, merged) = (ids[0].clone(), ids[1].clone());
+    assert_eq!(watch(&harness, "", 2).await[1].country, "FR");
+    harness
+        .profiles()
+        .merge_profiles(call(
+            &token,
+            pb::MergeProfilesRequest {
+                subject_id: kept.clone(),
+                merged_subject_id: merged.clone(),
+                reason: "same customer".to_owned(),
+            },
+        ))
+        .await
+        .unwrap();
+    let changes = watch(&harness, "", 3).await;
+    // The merged subject's attributes are the survivor's now, which lacked a country.
+    assert_eq!(changes[0].subject_id, kept);
+    assert_eq!(
+        (changes[0].country.as_str(), changes[0].locale.as_str()),
+        ("FR", "fr-FR")
+    );
+    assert_eq!(changes[1].subject_id, merged);
+    assert!(changes[1].country.is_empty() && changes[1].locale.is_empty());
+    assert_eq!(changes[2].kind, pb::ChangeKind::Merged as i32);
+
+    harness
+        .personal_data()
+        .erase(call(
+            &harness.orchestrator(),
+            ecrm_proto::ecrm::privacy::v1::EraseRequest {
+                subject_id: kept.clone(),
+                request_id: uuid::Uuid::now_v7().to_string(),
+            },
+        ))
+        .await
+        .unwrap();
+    // Erasure deletes the subject's earlier changes: only the erasure is left, bare.
+    let changes = watch(&harness, "", 1).await;
+    assert_eq!(changes[0].kind, pb::ChangeKind::Erased as i32);
+    assert!(changes[0].country.is_empty() && changes[0].custom.is_empty());
+}
+
 #[tokio::test]
 async fn partners_cannot_watch_the_feed() {
     let harness = Harness::start().await;

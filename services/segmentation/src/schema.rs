@@ -26,6 +26,14 @@ pub mod segmentation {
     }
 
     diesel::table! {
+        segmentation.customer_attributes (subject_id, key) {
+            subject_id -> Uuid,
+            key -> Text,
+            value -> Text,
+        }
+    }
+
+    diesel::table! {
         segmentation.daily_visits (subject_id, day) {
             subject_id -> Uuid,
             day -> Date,
@@ -198,6 +206,7 @@ pub mod segmentation {
     diesel::joinable!(memberships -> segments (segment));
 
     diesel::allow_tables_to_appear_in_same_query!(
+        customer_attributes,
         customers,
         daily_visits,
         erasures,

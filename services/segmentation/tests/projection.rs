@@ -188,6 +188,8 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
         counts,
         [
             ("segmentation.aggregates", 1),
+            // No country, locale or custom attribute at profiles.
+            ("segmentation.attributes", 0),
             ("segmentation.orders", 1),
             ("segmentation.visits", 0),
             ("segmentation.rfm", 0),

@@ -166,8 +166,24 @@ async fn definitions_are_checked_and_named_once() {
         ("bad", "orders_90d >=", "invalid segment.rule: at column 14"),
         (
             "bad",
-            "country == \"FR\"",
+            "city == \"Paris\"",
             "invalid segment.rule: at column 1: unknown field",
+        ),
+        (
+            "bad",
+            "custom.tier.level == \"1\"",
+            "invalid segment.rule: at column 1: unknown field",
+        ),
+        // Profile attributes are text: no ordering, no numbers.
+        (
+            "bad",
+            "country > \"FR\"",
+            "invalid segment.rule: at column 9",
+        ),
+        (
+            "bad",
+            "custom.shoe_size >= 42",
+            "invalid segment.rule: at column 18",
         ),
         (
             "bad",

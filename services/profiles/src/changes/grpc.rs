@@ -18,11 +18,15 @@ use uuid::Uuid;
 
 use super::domain::{Change, ChangeKind, ChangeSignal, Cursor, decode_cursor};
 use super::store;
+use crate::attributes::domain::{AttributeName, Attributes, Standard};
+use crate::attributes::grpc as attribute_grpc;
+use crate::attributes::store as attribute_store;
 use crate::error::ProfilesError;
 use crate::interactions::domain::INTERACTION_TABLE;
 use crate::interactions::grpc::{channel_to_proto, kind_to_proto};
 use crate::interactions::store as interaction_store;
 use crate::keys::{self, SubjectKeys};
+use crate::profiles::view;
 
 /// Changes read per query.
 const BATCH: usize = 500;
@@ -84,17 +88,31 @@ impl Feed {
     }
 
     /// Up to `limit` changes after `cursor`, with the summaries of recorded interactions, their
-    /// products and scores opened with the keys of the batch's subjects (read at once).
+    /// products and scores, and the shared attributes of created and updated profiles, opened
+    /// with the keys of the batch's subjects (read at once).
     pub async fn read(
         &self,
         cursor: Cursor,
         kinds: Vec<&'static str>,
         limit: i64,
-    ) -> Result<Vec<(Change, Option<pb::InteractionSummary>)>, ProfilesError> {
+    ) -> Result<Vec<(Change, Details)>, ProfilesError> {
         let subject_keys = self.keys.clone();
         self.db
             .run(move |conn| {
                 let rows = store::list_after(conn, cursor.tx, cursor.seq, &kinds, limit)?;
+                let mut profiles: Vec<Uuid> = rows
+                    .iter()
+                    .filter(|row| {
+                        matches!(
+                            ChangeKind::parse(&row.kind),
+                            Some(ChangeKind::Created | ChangeKind::Updated)
+                        )
+                    })
+                    .map(|row| row.subject_id)
+                    .collect();
+                profiles.sort_unstable();
+                profiles.dedup();
+                let attributes = shared_attributes(conn, &subject_keys, &profiles)?;
                 let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.interaction_id).collect();
                 let interactions: HashMap<Uuid, pb::InteractionSummary> = if ids.is_empty() {
                     HashMap::new()
@@ -123,23 +141,29 @@ impl Feed {
                 };
                 rows.into_iter()
                     .map(|row| {
-                        let summary = row
+                        let kind = ChangeKind::parse(&row.kind).ok_or(ProfilesError::Corrupt)?;
+                        let interaction = row
                             .interaction_id
                             .and_then(|id| interactions.get(&id))
                             .cloned();
+                        let attributes = matches!(kind, ChangeKind::Created | ChangeKind::Updated)
+                            .then(|| attributes.get(&row.subject_id).cloned().unwrap_or_default());
                         Ok((
                             Change {
                                 cursor: Cursor {
                                     tx: row.tx,
                                     seq: row.seq,
                                 },
-                                kind: ChangeKind::parse(&row.kind).ok_or(ProfilesError::Corrupt)?,
+                                kind,
                                 subject_id: row.subject_id,
                                 occurred_at: row.occurred_at,
                                 merged_subject_id: row.merged_subject_id,
                                 restricted: row.restricted,
                             },
-                            summary,
+                            Details {
+                                interaction,
+                                attributes,
+                            },
                         ))
                     })
                     .collect()
@@ -172,11 +196,11 @@ impl Feed {
                     .await?;
                 Ok(batch
                     .into_iter()
-                    .map(|(change, interaction)| {
+                    .map(|(change, details)| {
                         (
                             change.cursor,
                             pb::WatchChangesResponse {
-                                change: Some(change_to_proto(change, interaction)),
+                                change: Some(change_to_proto(change, details)),
                             },
                         )
                     })
@@ -184,6 +208,84 @@ impl Feed {
             }
         })))
     }
+}
+
+/// What the feed reads beside a stored change, from the subject's data as it is now.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    /// For a recorded interaction.
+    pub interaction: Option<pb::InteractionSummary>,
+    /// For a created or updated profile (empty once erased or merged).
+    pub attributes: Option<SharedAttributes>,
+}
+
+/// The attributes of a profile the feed shares: none that names or locates the person.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedAttributes {
+    pub country: String,
+    pub locale: String,
+    pub custom: HashMap<String, pb::AttributeValue>,
+}
+
+/// Whether the feed shares an attribute: country, locale and custom attributes, never names,
+/// birth date, address or time zone.
+fn is_shared(name: &AttributeName) -> bool {
+    matches!(
+        name,
+        AttributeName::Standard(Standard::Country | Standard::Locale) | AttributeName::Custom(_)
+    )
+}
+
+/// The shared attributes of `subjects` (sorted, distinct), each opened with its subject's key;
+/// a subject without a key (erased, merged) has none. Only shared attributes are opened.
+fn shared_attributes(
+    conn: &mut diesel::PgConnection,
+    subject_keys: &SubjectKeys,
+    subjects: &[Uuid],
+) -> Result<HashMap<Uuid, SharedAttributes>, ProfilesError> {
+    if subjects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<attribute_store::AttributeValueRow> =
+        attribute_store::list_current_by_subjects(conn, subjects)?
+            .into_iter()
+            .filter(|row| AttributeName::parse(&row.name).is_some_and(|name| is_shared(&name)))
+            .collect();
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let data_keys = subject_keys.find_many(conn, subjects)?;
+    let mut opened: HashMap<Uuid, Attributes> = HashMap::new();
+    for row in &rows {
+        let Some(key) = data_keys.get(&row.subject_id) else {
+            continue;
+        };
+        match view::open_attribute(key, row) {
+            Ok((name, Some(value))) => {
+                opened
+                    .entry(row.subject_id)
+                    .or_default()
+                    .insert(name, value);
+            }
+            Ok((_, None)) => {}
+            // The feed goes on: one unreadable value must not stop every consumer.
+            Err(_) => tracing::warn!(attribute.id = %row.id, "attribute value does not open"),
+        }
+    }
+    Ok(opened
+        .into_iter()
+        .map(|(subject, attributes)| {
+            let proto = attribute_grpc::to_proto(&attributes);
+            (
+                subject,
+                SharedAttributes {
+                    country: proto.country,
+                    locale: proto.locale,
+                    custom: proto.custom,
+                },
+            )
+        })
+        .collect())
 }
 
 /// The interaction as recorded, when its payload opens with `key` and decodes.
@@ -259,8 +361,12 @@ pub fn summary(
     }
 }
 
-pub fn change_to_proto(change: Change, interaction: Option<pb::InteractionSummary>) -> pb::Change {
+pub fn change_to_proto(change: Change, details: Details) -> pb::Change {
+    let shared = details.attributes.unwrap_or_default();
     pb::Change {
+        country: shared.country,
+        locale: shared.locale,
+        custom: shared.custom,
         cursor: change.cursor.encode(),
         kind: change_kind_to_proto(change.kind).into(),
         subject_id: change.subject_id.to_string(),
@@ -270,6 +376,6 @@ pub fn change_to_proto(change: Change, interaction: Option<pb::InteractionSummar
             .map(|id| id.to_string())
             .unwrap_or_default(),
         restricted: change.restricted.unwrap_or_default(),
-        interaction,
+        interaction: details.interaction,
     }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::SegmentationError;
-use crate::projection::{facts, store};
+use crate::projection::{attributes, facts, store};
 use crate::rfm::store as rfm_store;
 use crate::schema::segmentation::erasures;
 use crate::segments::facts as segment_facts;
@@ -41,9 +41,9 @@ impl Privacy {
         Self { db, memberships }
     }
 
-    /// Every record about the subject: its aggregates, orders and returns and their lines,
-    /// visit days, product views, survey scores, RFM scores, its tier in every program now, and
-    /// the segments it is in with the reasons.
+    /// Every record about the subject: its aggregates, profile attributes, orders and returns
+    /// and their lines, visit days, product views, survey scores, RFM scores, its tier in every
+    /// program now, and the segments it is in with the reasons.
     pub async fn export(&self, subject: Uuid) -> Result<Vec<ExportRecord>, SegmentationError> {
         let memberships = self.memberships.clone();
         self.db
@@ -69,6 +69,13 @@ impl Privacy {
                             "last_interaction_at": c.last_interaction_at,
                             "updated_at": c.updated_at,
                         }),
+                    });
+                }
+                for (field, value) in attributes::list_by_subject(conn, subject)? {
+                    records.push(ExportRecord {
+                        category: "segmentation.attributes",
+                        record_id: format!("{subject}/{field}"),
+                        document: json!({ "field": field, "value": value }),
                     });
                 }
                 let orders = store::list_orders(conn, subject)?;
@@ -216,6 +223,7 @@ impl Privacy {
                 let scores = rfm_store::delete_by_subject(conn, subject)?;
                 let erased: Vec<(String, u64)> = [
                     ("segmentation.aggregates", deleted.customers),
+                    ("segmentation.attributes", deleted.attributes),
                     ("segmentation.orders", deleted.orders),
                     ("segmentation.visits", deleted.visits),
                     ("segmentation.rfm", scores),

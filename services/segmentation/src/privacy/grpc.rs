@@ -51,6 +51,10 @@ impl PersonalData for PersonalDataService {
                     "per customer: first and last purchase, order and return counts, spend in the reporting currency, visit days, last interaction",
                 ),
                 category(
+                    "segmentation.attributes",
+                    "profile attributes segment rules read, from profiles: country, locale and custom attributes; no names, birth date, address or identifiers",
+                ),
+                category(
                     "segmentation.orders",
                     "orders and returns: order id, date, amount",
                 ),

@@ -1,5 +1,5 @@
-//! What a change at profiles does to the projection: a customer appears, buys, returns,
-//! visits, is merged into another, restricted, or erased.
+//! What a change at profiles does to the projection: a customer appears, changes their
+//! attributes, buys, returns, visits, is merged into another, restricted, or erased.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use ecrm_platform::time::from_timestamp;
 use ecrm_proto::ecrm::profiles::v1 as pb;
 use uuid::Uuid;
 
+use super::attributes;
 use super::facts::{self, OrderLineRow, SurveyAnswerRow};
 use super::store::{self, OrderRow};
 use crate::config::Rates;
@@ -50,7 +51,18 @@ impl Projection {
         match change.kind() {
             pb::ChangeKind::Created => {
                 store::insert_customer(conn, subject, at)?;
+                attributes::replace(conn, subject, &attributes::from_change(change))?;
                 touch(touched, subject, Touched::All);
+            }
+            pb::ChangeKind::Updated => {
+                // A customer created before the feed's oldest change still held.
+                let created = store::insert_customer(conn, subject, at)?;
+                let moved = attributes::replace(conn, subject, &attributes::from_change(change))?;
+                if created {
+                    touch(touched, subject, Touched::All);
+                } else if moved {
+                    touch(touched, subject, Touched::Attributes);
+                }
             }
             pb::ChangeKind::InteractionRecorded => {
                 // A customer created before the feed's oldest change still held.
@@ -67,6 +79,8 @@ impl Projection {
             }
             pb::ChangeKind::Merged => {
                 let merged = uuid(&change.merged_subject_id)?;
+                // The survivor keeps its own attributes and takes the merged customer's for
+                // the keys it lacks, as profiles does.
                 store::merge(conn, subject, merged)?;
                 // Scored apart, they are scored together at the next computation.
                 rfm_store::delete_by_subject(conn, merged)?;
@@ -87,7 +101,7 @@ impl Projection {
                 self.memberships.forget(conn, subject, Reason::Erased)?;
                 touched.remove(&subject);
             }
-            pb::ChangeKind::Updated | pb::ChangeKind::Unspecified => {}
+            pb::ChangeKind::Unspecified => {}
         }
         Ok(())
     }
@@ -234,6 +248,7 @@ impl ChangeSink for Projection {
     fn kinds(&self) -> Vec<pb::ChangeKind> {
         vec![
             pb::ChangeKind::Created,
+            pb::ChangeKind::Updated,
             pb::ChangeKind::InteractionRecorded,
             pb::ChangeKind::Merged,
             pb::ChangeKind::Restricted,

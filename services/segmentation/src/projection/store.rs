@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Date, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
-use super::facts;
+use super::{attributes, facts};
 use crate::schema::segmentation::{customers, daily_visits, orders, profiling_objections};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -241,6 +241,7 @@ pub fn merge(conn: &mut PgConnection, into: Uuid, merged: Uuid) -> QueryResult<(
     diesel::delete(daily_visits::table.filter(daily_visits::subject_id.eq(merged)))
         .execute(conn)?;
     facts::merge(conn, into, merged)?;
+    attributes::merge(conn, into, merged)?;
     diesel::sql_query(
         "UPDATE customers c SET \
            created_at = LEAST(c.created_at, $3), \
@@ -308,6 +309,7 @@ pub struct Deleted {
     pub customers: usize,
     pub orders: usize,
     pub visits: usize,
+    pub attributes: usize,
     pub facts: facts::Deleted,
 }
 
@@ -319,6 +321,7 @@ pub fn delete_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Del
             .execute(conn)?,
         visits: diesel::delete(daily_visits::table.filter(daily_visits::subject_id.eq(subject)))
             .execute(conn)?,
+        attributes: attributes::delete_subject(conn, subject)?,
         facts: facts::delete_subject(conn, subject)?,
     })
 }

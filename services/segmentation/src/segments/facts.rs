@@ -1,5 +1,5 @@
-//! The facts a rule can read about a customer, from the projection and the latest RFM
-//! computation, and their types; and, for facts that move with time alone (days since, orders
+//! The facts a rule can read about a customer, from the projection (profile attributes
+//! included) and the latest RFM computation, and their types; and, for facts that move with time alone (days since, orders
 //! in the last N days), the instants they next change, so that a membership is evaluated again
 //! exactly when it can flip.
 
@@ -9,6 +9,7 @@ use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use crate::projection::attributes;
 use crate::projection::store::{self as projection, CustomerRow};
 use crate::rfm::store as rfm;
 use crate::rules::{FieldType, Rule, Value};
@@ -48,9 +49,27 @@ pub const ORDER_FIELDS: [&str; 11] = [
 /// Fields a page or product view can change.
 pub const VISIT_FIELDS: [&str; 2] = ["visit_days", "days_since_last_visit"];
 
+/// Standard profile attributes, as profiles' feed gives them: text, not moving with time.
+pub const PROFILE_FIELDS: [&str; 2] = ["country", "locale"];
+
+/// The prefix of custom profile attributes' fields: `custom.<key>`, any key a rule can name
+/// (`[a-z_][a-z0-9_]*`), as text.
+pub const CUSTOM_PREFIX: &str = "custom.";
+
+/// Whether `field` is a profile attribute: `country`, `locale` or `custom.<key>`.
+pub fn is_attribute_field(field: &str) -> bool {
+    PROFILE_FIELDS.contains(&field)
+        || field.strip_prefix(CUSTOM_PREFIX).is_some_and(|key| {
+            key.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
 /// The type of each field rules may name.
 pub fn field_type(field: &str) -> Option<FieldType> {
-    if field == "rfm.segment" {
+    if field == "rfm.segment" || is_attribute_field(field) {
         Some(FieldType::Text)
     } else if ORDER_FIELDS.contains(&field)
         || VISIT_FIELDS.contains(&field)
@@ -98,6 +117,8 @@ pub struct Timeline {
     objected: bool,
     recent: Vec<RecentOrder>,
     rfm: Option<RfmFacts>,
+    /// Profile attributes by field name; one the customer lacks is no fact.
+    attributes: Vec<(String, String)>,
 }
 
 /// Whole days from `from`'s day to `now`'s (UTC).
@@ -185,6 +206,9 @@ impl Timeline {
             if let Some(segment) = &score.segment {
                 facts.insert("rfm.segment".to_owned(), Value::Text(segment.clone()));
             }
+        }
+        for (field, value) in &self.attributes {
+            facts.insert(field.clone(), Value::Text(value.clone()));
         }
         facts
     }
@@ -293,6 +317,13 @@ pub fn load(
             .load(conn)?;
         scores.extend(rows);
     }
+    let mut profile_attributes: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
+    for (subject, field, value) in attributes::list_by_subjects(conn, subjects)? {
+        profile_attributes
+            .entry(subject)
+            .or_default()
+            .push((field, value));
+    }
     let objecting: HashSet<Uuid> = projection::objecting_among(conn, subjects)?
         .into_iter()
         .collect();
@@ -305,6 +336,7 @@ pub fn load(
                 customer,
                 recent: Vec::new(),
                 rfm: scores.remove(&subject),
+                attributes: profile_attributes.remove(&subject).unwrap_or_default(),
             };
             (subject, timeline)
         })
@@ -344,7 +376,24 @@ mod tests {
             assert_eq!(field_type(field), Some(FieldType::Number));
         }
         assert_eq!(field_type("rfm.segment"), Some(FieldType::Text));
-        assert_eq!(field_type("country"), None);
+        for field in [
+            "country",
+            "locale",
+            "custom.tier",
+            "custom._x9",
+            "custom.in",
+        ] {
+            assert_eq!(field_type(field), Some(FieldType::Text), "{field}");
+        }
+        for field in [
+            "custom.",
+            "custom.a.b",
+            "custom.9lives",
+            "custom.Tier",
+            "city",
+        ] {
+            assert_eq!(field_type(field), None, "{field}");
+        }
         assert_eq!(window_of("orders_7d"), None);
     }
 
@@ -379,6 +428,7 @@ mod tests {
                 .collect(),
             rfm: None,
             objected: false,
+            attributes: Vec::new(),
         }
     }
 
@@ -419,6 +469,27 @@ mod tests {
             flips,
             Some(Utc.with_ymd_and_hms(2026, 10, 31, 10, 0, 0).unwrap())
         );
+    }
+
+    #[test]
+    fn profile_attributes_are_text_facts_that_time_does_not_move() {
+        let mut t = timeline(&[(at(2, 15), 1000)]);
+        t.attributes = vec![
+            ("country".to_owned(), "FR".to_owned()),
+            ("custom.tier".to_owned(), "gold".to_owned()),
+        ];
+        let facts = t.facts_at(at(10, 12), 2);
+        assert_eq!(facts.get("country"), Some(&Value::Text("FR".to_owned())));
+        assert_eq!(facts.get("locale"), None);
+        let french = rule(r#"country == "FR" and orders >= 1 and custom.tier in ["gold"]"#);
+        assert_eq!(t.membership(&french, at(10, 12), 2), (true, None));
+        // No locale: a condition on it is false, `!=` included.
+        assert_eq!(
+            t.membership(&rule(r#"locale != "fr-FR""#), at(10, 12), 2),
+            (false, None)
+        );
+        t.attributes.clear();
+        assert_eq!(t.membership(&french, at(10, 12), 2), (false, None));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! After any sequence of changes from the feed, passing time, restrictions, merges, erasures
-//! and new segments, the memberships kept incrementally are those a full evaluation of every
+//! After any sequence of changes from the feed (profile attributes included), passing time,
+//! restrictions, merges, erasures and new segments, the memberships kept incrementally are those a full evaluation of every
 //! customer for every segment gives.
 
 use std::collections::BTreeSet;
@@ -22,16 +22,22 @@ use crate::rules::Rule;
 use crate::schema::segmentation::{customers, memberships};
 
 /// Rules reading every kind of fact, time-dependent ones above all.
-const RULES: [&str; 6] = [
+const RULES: [&str; 8] = [
+    r#"country == "FR" and orders >= 1"#,
     "orders_30d >= 2",
     "days_since_last_order > 10 and orders >= 1",
     "spend_90d > 20 or visit_days >= 2",
     "days_as_customer >= 5 and not (returns > 0)",
     "days_since_last_visit <= 3",
     "orders_365d in [1, 3] and days_since_first_order >= 40",
+    r#"custom.tier == "gold" or (locale != "fr-FR" and days_since_last_order <= 5)"#,
 ];
 /// Segments defined before the first change; the others come with `Step::Define`.
-const DEFINED_FIRST: usize = 4;
+const DEFINED_FIRST: usize = 5;
+/// Countries, locales and tiers attribute changes set (or clear, out of range).
+const COUNTRIES: [&str; 2] = ["FR", "DE"];
+const LOCALES: [&str; 2] = ["fr-FR", "de-DE"];
+const TIERS: [&str; 2] = ["gold", "silver"];
 const SUBJECTS: usize = 4;
 
 #[derive(Debug, Clone)]
@@ -60,6 +66,13 @@ enum Step {
         from: usize,
     },
     Erase(usize),
+    /// Profile attributes changed: each an index into its list, out of range for none.
+    Attributes {
+        who: usize,
+        country: usize,
+        locale: usize,
+        tier: usize,
+    },
     Advance {
         hours: u32,
     },
@@ -77,7 +90,9 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         2 => (who.clone(), 0_u32..200).prop_map(|(who, hours_ago)| Step::View { who, hours_ago }),
         1 => (who.clone(), any::<bool>()).prop_map(|(who, on)| Step::Restrict { who, on }),
         1 => (who.clone(), who.clone()).prop_map(|(into, from)| Step::Merge { into, from }),
-        1 => who.prop_map(Step::Erase),
+        1 => who.clone().prop_map(Step::Erase),
+        3 => (who, 0_usize..3, 0_usize..3, 0_usize..3)
+            .prop_map(|(who, country, locale, tier)| Step::Attributes { who, country, locale, tier }),
         3 => (1_u32..(24 * 40)).prop_map(|hours| Step::Advance { hours }),
         1 => (DEFINED_FIRST..RULES.len()).prop_map(Step::Define),
     ];
@@ -158,6 +173,34 @@ fn feed_change(step: &Step, subjects: &[Uuid], now: DateTime<Utc>) -> Option<pb:
             ..change(pb::ChangeKind::Merged, subjects[into], now)
         },
         Step::Erase(who) => change(pb::ChangeKind::Erased, subjects[who], now),
+        Step::Attributes {
+            who,
+            country,
+            locale,
+            tier,
+        } => pb::Change {
+            country: COUNTRIES
+                .get(country)
+                .copied()
+                .unwrap_or_default()
+                .to_owned(),
+            locale: LOCALES.get(locale).copied().unwrap_or_default().to_owned(),
+            custom: TIERS
+                .get(tier)
+                .map(|tier| {
+                    (
+                        "tier".to_owned(),
+                        pb::AttributeValue {
+                            value: Some(pb::attribute_value::Value::StringValue(
+                                (*tier).to_owned(),
+                            )),
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
+            ..change(pb::ChangeKind::Updated, subjects[who], now)
+        },
         Step::Merge { .. } | Step::Advance { .. } | Step::Define(_) => return None,
     })
 }
@@ -219,7 +262,7 @@ fn kept(conn: &mut PgConnection) -> BTreeSet<(String, Uuid)> {
 fn reset(conn: &mut PgConnection) {
     diesel::sql_query(
         "TRUNCATE membership_events, membership_checks, memberships, segments, customers, \
-         orders, daily_visits, rfm_scores, rfm_jobs",
+         customer_attributes, orders, daily_visits, rfm_scores, rfm_jobs",
     )
     .execute(conn)
     .unwrap();

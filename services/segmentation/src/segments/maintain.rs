@@ -25,6 +25,8 @@ pub enum Touched {
     All,
     /// Only these.
     Fields(&'static [&'static str]),
+    /// The profile attributes (`country`, `locale`, `custom.<key>`: open-ended, so not a list).
+    Attributes,
 }
 
 impl Touched {
@@ -32,6 +34,7 @@ impl Touched {
     pub fn and(self, other: Self) -> Self {
         match (self, other) {
             (Self::Fields(a), Self::Fields(b)) if a == b => self,
+            (Self::Attributes, Self::Attributes) => self,
             (Self::Fields([]), other) | (other, Self::Fields([])) => other,
             _ => Self::All,
         }
@@ -41,6 +44,7 @@ impl Touched {
         match self {
             Self::All => true,
             Self::Fields(fields) => rule_fields.iter().any(|f| fields.contains(&f.as_str())),
+            Self::Attributes => rule_fields.iter().any(|f| facts::is_attribute_field(f)),
         }
     }
 }
@@ -279,5 +283,12 @@ mod tests {
         assert!(orders.reaches(&["orders_90d".to_owned()]));
         assert!(!visits.reaches(&["orders_90d".to_owned()]));
         assert!(Touched::All.reaches(&["rfm.segment".to_owned()]));
+        let attributes = Touched::Attributes;
+        assert_eq!(attributes.and(attributes), attributes);
+        assert_eq!(Touched::Fields(&[]).and(attributes), attributes);
+        assert_eq!(attributes.and(orders), Touched::All);
+        assert!(attributes.reaches(&["orders".to_owned(), "custom.tier".to_owned()]));
+        assert!(attributes.reaches(&["country".to_owned()]));
+        assert!(!attributes.reaches(&["orders".to_owned(), "rfm.segment".to_owned()]));
     }
 }

@@ -17,20 +17,10 @@ use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
 use ecrm_proto::ecrm::profiles::v1 as profiles;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
 use ecrm_proto::ecrm::segmentation::v1 as pb;
-use ecrm_proto::ecrm::segmentation::v1::segments_client::SegmentsClient;
 use support::*;
 use tonic::Streaming;
 
-type Client = SegmentsClient<tonic::transport::Channel>;
-
 impl Suite {
-    fn segments(&self) -> (Client, String) {
-        (
-            self.segmentation.client(SegmentsClient::new),
-            self.token("segmentation", &[Scope::SegmentsRead, Scope::SegmentsWrite]),
-        )
-    }
-
     fn profiles_client(&self) -> (ProfilesClient<tonic::transport::Channel>, String) {
         (
             self.profiles.client(ProfilesClient::new),

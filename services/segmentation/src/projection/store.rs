@@ -187,14 +187,6 @@ pub fn find_objection(
         .optional()
 }
 
-/// Which of `subjects` objected to profiling.
-pub fn objecting_among(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<Uuid>> {
-    profiling_objections::table
-        .filter(profiling_objections::subject_id.eq_any(subjects))
-        .select(profiling_objections::subject_id)
-        .load(conn)
-}
-
 /// Locks the customers' rows, in subject order, for a change that reads and writes what is
 /// derived from them.
 pub fn lock_customers(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<()> {

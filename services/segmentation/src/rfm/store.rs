@@ -53,6 +53,17 @@ pub fn find_job(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<JobRow>
         .optional()
 }
 
+/// The id of the latest job that finished, as a subquery.
+#[diesel::dsl::auto_type]
+pub fn current_id() -> _ {
+    let done: &'static str = "done";
+    rfm_jobs::table
+        .filter(rfm_jobs::state.eq(done))
+        .order((rfm_jobs::finished_at.desc(), rfm_jobs::id.desc()))
+        .select(rfm_jobs::id)
+        .limit(1_i64)
+}
+
 /// The latest job that finished.
 pub fn find_current(conn: &mut PgConnection) -> QueryResult<Option<JobRow>> {
     rfm_jobs::table

@@ -3,17 +3,17 @@
 //! in the last N days), the instants they next change, so that a membership is evaluated again
 //! exactly when it can flip.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::projection::attributes;
-use crate::projection::store::{self as projection, CustomerRow};
+use crate::projection::store::CustomerRow;
 use crate::rfm::store as rfm;
 use crate::rules::{FieldType, Rule, Value};
-use crate::schema::segmentation::{customers, orders, rfm_scores};
+use crate::schema::segmentation::{customers, orders, profiling_objections, rfm_scores};
 
 /// Windows of the `orders_<N>d` and `spend_<N>d` facts, in days.
 const WINDOWS: [u64; 3] = [30, 90, 365];
@@ -285,9 +285,30 @@ pub fn load(
     subjects: &[Uuid],
     now: DateTime<Utc>,
 ) -> QueryResult<HashMap<Uuid, Timeline>> {
-    let rows: Vec<CustomerRow> = customers::table
+    // The customer, its objection and its current score in one read: this runs for every
+    // change the feed brings.
+    let rows: Vec<(CustomerRow, Option<Uuid>, Option<RfmFacts>)> = customers::table
+        .left_join(
+            profiling_objections::table
+                .on(profiling_objections::subject_id.eq(customers::subject_id)),
+        )
+        .left_join(
+            rfm_scores::table.on(rfm_scores::subject_id
+                .eq(customers::subject_id)
+                .and(rfm_scores::job_id.eq_any(rfm::current_id()))),
+        )
         .filter(customers::subject_id.eq_any(subjects))
-        .select(CustomerRow::as_select())
+        .select((
+            CustomerRow::as_select(),
+            profiling_objections::subject_id.nullable(),
+            (
+                rfm_scores::r,
+                rfm_scores::f,
+                rfm_scores::m,
+                rfm_scores::segment,
+            )
+                .nullable(),
+        ))
         .load(conn)?;
     let since = now - TimeDelta::days(LONGEST_WINDOW);
     let recent: Vec<(Uuid, DateTime<Utc>, String, Option<i64>)> = orders::table
@@ -300,23 +321,6 @@ pub fn load(
             orders::reporting_minor,
         ))
         .load(conn)?;
-    let mut scores: HashMap<Uuid, RfmFacts> = HashMap::new();
-    if let Some(job) = rfm::find_current(conn)? {
-        let rows: Vec<(Uuid, RfmFacts)> = rfm_scores::table
-            .filter(rfm_scores::job_id.eq(job.id))
-            .filter(rfm_scores::subject_id.eq_any(subjects))
-            .select((
-                rfm_scores::subject_id,
-                (
-                    rfm_scores::r,
-                    rfm_scores::f,
-                    rfm_scores::m,
-                    rfm_scores::segment,
-                ),
-            ))
-            .load(conn)?;
-        scores.extend(rows);
-    }
     let mut profile_attributes: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
     for (subject, field, value) in attributes::list_by_subjects(conn, subjects)? {
         profile_attributes
@@ -324,18 +328,15 @@ pub fn load(
             .or_default()
             .push((field, value));
     }
-    let objecting: HashSet<Uuid> = projection::objecting_among(conn, subjects)?
-        .into_iter()
-        .collect();
     let mut timelines: HashMap<Uuid, Timeline> = rows
         .into_iter()
-        .map(|customer| {
+        .map(|(customer, objection, rfm)| {
             let subject = customer.subject_id;
             let timeline = Timeline {
-                objected: objecting.contains(&subject),
+                objected: objection.is_some(),
                 customer,
                 recent: Vec::new(),
-                rfm: scores.remove(&subject),
+                rfm,
                 attributes: profile_attributes.remove(&subject).unwrap_or_default(),
             };
             (subject, timeline)

@@ -195,8 +195,7 @@ impl Maintainer {
         }
         members::join(conn, &joins, Reason::Evaluated)?;
         members::leave(conn, &leaves)?;
-        members::set_checks(conn, &scheduled)?;
-        members::clear_checks(conn, &unscheduled)?;
+        members::reschedule(conn, &scheduled, &unscheduled)?;
         Ok(())
     }
 

@@ -133,19 +133,34 @@ pub fn set_checks(
     .map(drop)
 }
 
-/// Cancels each pair's scheduled evaluation, if any.
-pub fn clear_checks(conn: &mut PgConnection, pairs: &[(String, Uuid)]) -> QueryResult<()> {
-    if pairs.is_empty() {
-        return Ok(());
+/// Schedules the next evaluation of each of `scheduled`, replacing any earlier one, and
+/// cancels those of `unscheduled`, in one statement.
+pub fn reschedule(
+    conn: &mut PgConnection,
+    scheduled: &[(String, Uuid, DateTime<Utc>)],
+    unscheduled: &[(String, Uuid)],
+) -> QueryResult<()> {
+    if unscheduled.is_empty() {
+        return set_checks(conn, scheduled);
     }
-    let (names, subjects): (Vec<String>, Vec<Uuid>) = pairs.iter().cloned().unzip();
+    let names: Vec<&str> = scheduled.iter().map(|c| c.0.as_str()).collect();
+    let subjects: Vec<Uuid> = scheduled.iter().map(|c| c.1).collect();
+    let due: Vec<DateTime<Utc>> = scheduled.iter().map(|c| c.2).collect();
+    let (gone_names, gone_subjects): (Vec<String>, Vec<Uuid>) = unscheduled.iter().cloned().unzip();
     diesel::sql_query(
-        "DELETE FROM membership_checks c USING unnest($1::text[], $2::uuid[]) \
-           AS p(segment, subject_id) \
-         WHERE c.segment = p.segment AND c.subject_id = p.subject_id",
+        "WITH gone AS ( \
+           DELETE FROM membership_checks c USING unnest($4::text[], $5::uuid[]) \
+             AS p(segment, subject_id) \
+           WHERE c.segment = p.segment AND c.subject_id = p.subject_id) \
+         INSERT INTO membership_checks (segment, subject_id, due_at) \
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) \
+         ON CONFLICT (segment, subject_id) DO UPDATE SET due_at = excluded.due_at",
     )
     .bind::<Array<Text>, _>(names)
     .bind::<Array<SqlUuid>, _>(subjects)
+    .bind::<Array<Timestamptz>, _>(due)
+    .bind::<Array<Text>, _>(gone_names)
+    .bind::<Array<SqlUuid>, _>(gone_subjects)
     .execute(conn)
     .map(drop)
 }

@@ -78,6 +78,21 @@ impl Segmentation {
             memberships.clone(),
             context.shutdown.clone(),
         );
+        let rfm = Arc::new(rfm::domain::Rfm::new(
+            context.db.clone(),
+            rates.clone(),
+            memberships.sweep.clone(),
+        ));
+        let settling = rfm.clone();
+        tokio::spawn(async move {
+            match settling.settle_abandoned().await {
+                Ok(0) => {}
+                Ok(settled) => {
+                    tracing::info!(settled, "settled RFM jobs a stopped process left running")
+                }
+                Err(error) => tracing::warn!(error = %error, "cannot settle abandoned RFM jobs"),
+            }
+        });
         Ok(Self {
             context: context.clone(),
             projection: Arc::new(projection::domain::Projection::new(
@@ -104,11 +119,7 @@ impl Segmentation {
                 context.db.clone(),
                 &rates.reporting,
             )),
-            rfm: Arc::new(rfm::domain::Rfm::new(
-                context.db.clone(),
-                rates,
-                memberships.sweep.clone(),
-            )),
+            rfm,
             verifier,
         })
     }

@@ -229,6 +229,7 @@ impl Rfm {
         let case = segment_case_sql();
         self.db
             .run(move |conn| {
+                store::lock_job(conn, id)?;
                 store::use_sort_memory(conn)?;
                 let customers =
                     store::insert_scores(conn, id, as_of, from, to, factor, bins, &case)?;
@@ -238,10 +239,8 @@ impl Rfm {
             .await?;
         self.db
             .run(move |conn| {
-                store::update_done(conn, id)?;
-                // The scores segments read have changed under every customer at once.
-                members::restart_sweeps(conn, &RFM_FIELDS)?;
-                Ok::<_, SegmentationError>(())
+                store::lock_job(conn, id)?;
+                finish(conn, id)
             })
             .await?;
         self.sweep.notify_one();
@@ -254,6 +253,33 @@ impl Rfm {
             tracing::warn!(job.id = %id, error = %error, "cannot forget earlier RFM jobs");
         }
         Ok(())
+    }
+
+    /// Settles the jobs whose process stopped while running them: one whose scores were all
+    /// stored is finished, any other failed (a new computation starts afresh).
+    pub async fn settle_abandoned(&self) -> Result<usize, SegmentationError> {
+        let settled = self
+            .db
+            .run(|conn| {
+                let abandoned = store::list_abandoned(conn)?;
+                for (id, steps_done) in &abandoned {
+                    if *steps_done >= 1 {
+                        finish(conn, *id)?;
+                    } else {
+                        store::update_failed(
+                            conn,
+                            *id,
+                            "interrupted: the service stopped during the computation; start another",
+                        )?;
+                    }
+                }
+                Ok::<_, SegmentationError>(abandoned.len())
+            })
+            .await?;
+        if settled > 0 {
+            self.sweep.notify_one();
+        }
+        Ok(settled)
     }
 
     /// What one minor unit of the reporting currency is worth in minor units of `currency`.
@@ -320,6 +346,14 @@ impl Rfm {
     }
 }
 
+/// Makes the job's scores the current ones.
+fn finish(conn: &mut diesel::PgConnection, id: Uuid) -> Result<(), SegmentationError> {
+    store::update_done(conn, id)?;
+    // The scores segments read have changed under every customer at once.
+    members::restart_sweeps(conn, &RFM_FIELDS)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +390,62 @@ mod tests {
         // On 3 levels: 3 is 5, 2 is 4, 1 is 2.
         assert_eq!(segment(3, 1, 3), Some("Potential Loyalist"));
         assert_eq!(segment(1, 1, 3), Some("Hibernating"));
+    }
+
+    #[tokio::test]
+    async fn jobs_a_stopped_process_left_running_are_settled_and_live_ones_left_alone() {
+        use diesel::connection::SimpleConnection as _;
+        use diesel::{Connection as _, RunQueryDsl as _};
+
+        let database = ecrm_testkit::TestDatabase::new(&[&crate::SERVICE]).await;
+        let mut admin = diesel::PgConnection::establish(database.admin_url().expose()).unwrap();
+        let (scoring, scored, working, starting) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
+        for (id, steps, started) in [
+            (scoring, 0, "now() - INTERVAL '5 minutes'"),
+            (scored, 1, "now() - INTERVAL '5 minutes'"),
+            (working, 0, "now() - INTERVAL '5 minutes'"),
+            (starting, 0, "now()"),
+        ] {
+            diesel::sql_query(format!(
+                "INSERT INTO segmentation.rfm_jobs (id, state, as_of, window_days, bins, \
+                   currency, steps_done, steps_total, started_at) \
+                 VALUES ('{id}', 'running', '2026-10-31', 365, 5, 'EUR', {steps}, 2, {started})"
+            ))
+            .execute(&mut admin)
+            .unwrap();
+        }
+        // Another process is computing `working`: it holds the job's lock.
+        let mut worker = diesel::PgConnection::establish(database.admin_url().expose()).unwrap();
+        worker
+            .batch_execute(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{working}', 0))"
+            ))
+            .unwrap();
+
+        let db = database.db(&crate::SERVICE).await.unwrap();
+        let rfm = Rfm::new(
+            db,
+            crate::SegmentationConfig::new().rates().unwrap(),
+            Arc::new(Notify::new()),
+        );
+        assert_eq!(rfm.settle_abandoned().await.unwrap(), 2);
+        let state = |id| {
+            let rfm = rfm.clone();
+            async move { rfm.job(id).await.unwrap() }
+        };
+        let failed = state(scoring).await;
+        assert_eq!(failed.state, "failed");
+        assert!(failed.error.unwrap().starts_with("interrupted"));
+        let finished = state(scored).await;
+        assert_eq!(finished.state, "done");
+        assert_eq!(finished.steps_done, finished.steps_total);
+        assert_eq!(state(working).await.state, "running");
+        assert_eq!(state(starting).await.state, "running");
+        worker.batch_execute("ROLLBACK").unwrap();
     }
 }

@@ -97,6 +97,35 @@ pub fn update_done(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
         .map(drop)
 }
 
+/// Holds the job's lock until the transaction ends: while a transaction holds it, the job is
+/// being worked on.
+pub fn lock_job(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+        .bind::<SqlUuid, _>(id)
+        .execute(conn)
+        .map(drop)
+}
+
+#[derive(QueryableByName)]
+struct Abandoned {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Integer)]
+    steps_done: i32,
+}
+
+/// Jobs still running that no transaction works on (their process stopped), started over a
+/// minute ago, with the steps they finished; each locked until this transaction ends.
+pub fn list_abandoned(conn: &mut PgConnection) -> QueryResult<Vec<(Uuid, i32)>> {
+    let rows: Vec<Abandoned> = diesel::sql_query(
+        "SELECT id, steps_done FROM rfm_jobs \
+         WHERE state = 'running' AND started_at < now() - INTERVAL '1 minute' \
+           AND pg_try_advisory_xact_lock(hashtextextended(id::text, 0))",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.id, r.steps_done)).collect())
+}
+
 /// Forgets the jobs done before `current`, and their scores.
 pub fn delete_older_jobs(conn: &mut PgConnection, current: Uuid) -> QueryResult<usize> {
     let finished: Option<DateTime<Utc>> = rfm_jobs::table

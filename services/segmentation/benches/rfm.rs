@@ -1,6 +1,7 @@
 //! A full RFM computation through the running service (ComputeRfm, then GetRfmJob until done)
 //! against one native SQL statement computing and storing the same scores and segments with
-//! window functions, on the same data, database and machine.
+//! window functions, on the same data, database and machine: at the server's default
+//! `work_mem`, and at the `work_mem` the service gives its computations.
 //!
 //! Run: `cargo bench -p ecrm-segmentation --bench rfm`. `RFM_CUSTOMERS` (default 1,000,000)
 //! customers with `RFM_ORDERS` (default 10,000,000) orders spread over 400 days; `RFM_RUNS`

@@ -28,41 +28,6 @@ impl Suite {
         )
     }
 
-    /// Defines the segment and waits until it is populated.
-    async fn define_populated(&self, name: &str, rule: &str) {
-        let (mut client, token) = self.segments();
-        client
-            .define_segment(call(
-                &token,
-                pb::DefineSegmentRequest {
-                    segment: Some(pb::Segment {
-                        name: name.to_owned(),
-                        rule: rule.to_owned(),
-                        ..Default::default()
-                    }),
-                },
-            ))
-            .await
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let segments = client
-                .list_segments(call(&token, pb::ListSegmentsRequest {}))
-                .await
-                .unwrap()
-                .into_inner()
-                .segments;
-            if segments
-                .iter()
-                .any(|s| s.name == name && s.populated_at.is_some())
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{name} never populated");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     async fn members(&self, segment: &str) -> Vec<String> {
         let (mut client, token) = self.segments();
         client

@@ -210,6 +210,41 @@ impl Suite {
         )
     }
 
+    /// Defines the segment and waits until it is populated.
+    pub async fn define_populated(&self, name: &str, rule: &str) {
+        let (mut client, token) = self.segments();
+        client
+            .define_segment(call(
+                &token,
+                segmentation::DefineSegmentRequest {
+                    segment: Some(segmentation::Segment {
+                        name: name.to_owned(),
+                        rule: rule.to_owned(),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let segments = client
+                .list_segments(call(&token, segmentation::ListSegmentsRequest {}))
+                .await
+                .unwrap()
+                .into_inner()
+                .segments;
+            if segments
+                .iter()
+                .any(|s| s.name == name && s.populated_at.is_some())
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never populated");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Starts an RFM computation and waits for it to finish; panics if it fails.
     pub async fn compute_rfm(
         &self,

@@ -49,6 +49,8 @@ pub enum BuildError {
     Consent(#[from] ecrm_consent::ConsentError),
     #[error("cannot start the segmentation service")]
     Segmentation(#[from] ecrm_segmentation::SegmentationError),
+    #[error("cannot start the outbound service")]
+    Outbound(#[from] ecrm_outbound::OutboundError),
     #[error("{0} needs the identity service, which is not running")]
     NoIdentity(&'static str),
 }
@@ -268,6 +270,16 @@ pub async fn build(
             };
             Ok(Built {
                 routes: ecrm_segmentation::build(context, config, auth).await?,
+                notice: None,
+            })
+        }
+        "outbound" => {
+            // Its tokens read revocations from identity.
+            let auth = started
+                .auth_for(member.name, Scopes::empty().with(Scope::OutboundSend))
+                .await?;
+            Ok(Built {
+                routes: ecrm_outbound::build(context, auth).await?,
                 notice: None,
             })
         }

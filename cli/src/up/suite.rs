@@ -50,7 +50,7 @@ pub const MEMBERS: [Member; 5] = [
         port_offset: 3,
     },
     Member {
-        def: None,
+        def: Some(&ecrm_outbound::SERVICE),
         name: "outbound",
         schema: "outbound",
         port_offset: 4,

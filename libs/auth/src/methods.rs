@@ -203,6 +203,19 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.segmentation.v1.Kpis/GetKpis",
         Access::Scope(Scope::SegmentsRead),
     ),
+    // ecrm.outbound.v1
+    (
+        "ecrm.outbound.v1.Templates/UpsertTemplate",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Templates/PreviewTemplate",
+        Access::Scope(Scope::OutboundSend),
+    ),
+    (
+        "ecrm.outbound.v1.Templates/ListTemplates",
+        Access::Scope(Scope::OutboundSend),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

@@ -61,6 +61,7 @@ fn ecrm_up(scratch: &Path, args: &[&str]) -> Command {
         .env_remove("ECRM_IDENTITY_MASTER_KEY")
         .env_remove("ECRM_PROFILES_MASTER_KEY")
         .env_remove("ECRM_CONSENT_MASTER_KEY")
+        .env_remove("ECRM_OUTBOUND_MASTER_KEY")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -22,6 +22,8 @@ const MASTER_KEY_FILE: &str = "identity-master.key";
 const PROFILES_MASTER_KEY_FILE: &str = "profiles-master.key";
 /// Where the consent service's master key (its checkpoint signing key's seed) is kept.
 const CONSENT_MASTER_KEY_FILE: &str = "consent-master.key";
+/// Where the outbound service's master key (its suppressions' blind-index key's seed) is kept.
+const OUTBOUND_MASTER_KEY_FILE: &str = "outbound-master.key";
 /// The display name of the internal account `ecrm up` gives each service, e.g. `ecrm up: profiles`.
 const ACCOUNT_PREFIX: &str = "ecrm up: ";
 
@@ -60,13 +62,14 @@ pub struct SuiteSettings {
     master_key: Arc<MasterKey>,
     profiles_master_key: Arc<MasterKey>,
     consent_master_key: Arc<MasterKey>,
+    outbound_master_key: Arc<MasterKey>,
     bootstrap_password: Option<Secret<String>>,
 }
 
 impl SuiteSettings {
     /// Reads the master keys of `data_dir`, or makes them on first run (mode 0600);
-    /// `ECRM_IDENTITY_MASTER_KEY`, `ECRM_PROFILES_MASTER_KEY` and `ECRM_CONSENT_MASTER_KEY`
-    /// take precedence when set.
+    /// `ECRM_IDENTITY_MASTER_KEY`, `ECRM_PROFILES_MASTER_KEY`, `ECRM_CONSENT_MASTER_KEY` and
+    /// `ECRM_OUTBOUND_MASTER_KEY` take precedence when set.
     pub fn load(
         data_dir: &Path,
         bootstrap_password: Option<Secret<String>>,
@@ -82,6 +85,11 @@ impl SuiteSettings {
                 data_dir,
                 "ECRM_CONSENT_MASTER_KEY",
                 CONSENT_MASTER_KEY_FILE,
+            )?,
+            outbound_master_key: master_key(
+                data_dir,
+                "ECRM_OUTBOUND_MASTER_KEY",
+                OUTBOUND_MASTER_KEY_FILE,
             )?,
             bootstrap_password,
         })
@@ -279,7 +287,12 @@ pub async fn build(
                 .auth_for(member.name, Scopes::empty().with(Scope::OutboundSend))
                 .await?;
             Ok(Built {
-                routes: ecrm_outbound::build(context, auth).await?,
+                routes: ecrm_outbound::build(
+                    context,
+                    ecrm_outbound::OutboundConfig::new(settings.outbound_master_key.clone()),
+                    auth,
+                )
+                .await?,
                 notice: None,
             })
         }

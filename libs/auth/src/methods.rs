@@ -216,6 +216,18 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.outbound.v1.Templates/ListTemplates",
         Access::Scope(Scope::OutboundSend),
     ),
+    (
+        "ecrm.outbound.v1.Suppressions/AddSuppression",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Suppressions/RemoveSuppression",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Suppressions/ListSuppressions",
+        Access::Scope(Scope::OutboundManage),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

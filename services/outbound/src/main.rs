@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecrm_outbound::SERVICE;
+use ecrm_outbound::{OutboundConfig, SERVICE};
 use ecrm_platform::PlatformConfig;
 use ecrm_platform::auth::AuthConfig;
 
@@ -15,6 +15,8 @@ struct Cli {
     platform: PlatformConfig,
     #[command(flatten)]
     auth: AuthConfig,
+    #[command(flatten)]
+    outbound: OutboundConfig,
 }
 
 #[expect(
@@ -27,8 +29,8 @@ fn main() -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
-    let auth = cli.auth;
+    let (auth, outbound) = (cli.auth, cli.outbound);
     ecrm_platform::serve(&SERVICE, cli.platform, move |context| {
-        ecrm_outbound::build(context, auth)
+        ecrm_outbound::build(context, outbound, auth)
     })
 }

@@ -2,6 +2,19 @@
 
 pub mod outbound {
     diesel::table! {
+        outbound.suppressions (id) {
+            id -> Uuid,
+            channel -> Text,
+            address_index -> Text,
+            scope -> Text,
+            reason -> Text,
+            note -> Text,
+            created_by -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         outbound.templates (key, channel, locale) {
             key -> Text,
             channel -> Text,
@@ -14,4 +27,6 @@ pub mod outbound {
             updated_at -> Timestamptz,
         }
     }
+
+    diesel::allow_tables_to_appear_in_same_query!(suppressions, templates,);
 }

@@ -1,52 +1,16 @@
 //! Templates through the running service: saved and versioned, checked when saved, previewed
 //! with HTML escaping, and guarded by their scopes.
-#![expect(
-    clippy::unwrap_used,
-    reason = "a test fails by panicking, helpers included"
-)]
 
-use ecrm_auth::{Scope, Scopes};
-use ecrm_outbound::{Outbound, SERVICE};
-use ecrm_platform::ServiceContext;
+use ecrm_auth::Scope;
+mod support;
+
+use ecrm_outbound::SERVICE;
 use ecrm_proto::ecrm::outbound::v1 as pb;
 use ecrm_proto::ecrm::outbound::v1::templates_client::TemplatesClient;
-use ecrm_testkit::{TestAuth, TestDatabase, TestServer, TokenSpec, start_server};
-use tokio_util::sync::CancellationToken;
-use tonic::Request;
+use support::*;
 use tonic::transport::Channel;
 
-struct Suite {
-    _database: TestDatabase,
-    auth: TestAuth,
-    server: TestServer,
-    _shutdown: tokio_util::sync::DropGuard,
-}
-
 impl Suite {
-    async fn start() -> Self {
-        let database = TestDatabase::new(&[&SERVICE]).await;
-        let auth = TestAuth::new();
-        let shutdown = CancellationToken::new();
-        let outbound = Outbound::new(
-            &ServiceContext::new(database.db(&SERVICE).await.unwrap(), shutdown.clone()),
-            auth.verifier("outbound").await,
-        );
-        let server = start_server(outbound.routes()).await.unwrap();
-        Self {
-            _database: database,
-            auth,
-            server,
-            _shutdown: shutdown.drop_guard(),
-        }
-    }
-
-    fn token(&self, scopes: &[Scope]) -> String {
-        self.auth.token(&TokenSpec::internal(
-            "outbound",
-            scopes.iter().copied().collect::<Scopes>(),
-        ))
-    }
-
     fn client(&self) -> TemplatesClient<Channel> {
         self.server.client(TemplatesClient::new)
     }
@@ -84,14 +48,6 @@ impl Suite {
             .await
             .map(tonic::Response::into_inner)
     }
-}
-
-fn call<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 fn confirmation() -> pb::Template {

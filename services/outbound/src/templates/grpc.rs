@@ -11,7 +11,7 @@ use super::domain::{Channel, NewTemplate, Templates, check_key, check_locale};
 use super::store::TemplateRow;
 use crate::error::OutboundError;
 
-fn channel_from_proto(field: &str, value: i32) -> Result<Channel, OutboundError> {
+pub fn channel_from_proto(field: &str, value: i32) -> Result<Channel, OutboundError> {
     match pb::Channel::try_from(value) {
         Ok(pb::Channel::Email) => Ok(Channel::Email),
         Ok(pb::Channel::Sms) => Ok(Channel::Sms),
@@ -23,7 +23,7 @@ fn channel_from_proto(field: &str, value: i32) -> Result<Channel, OutboundError>
     }
 }
 
-fn channel_to_proto(value: &str) -> pb::Channel {
+pub fn channel_to_proto(value: &str) -> pb::Channel {
     match Channel::parse(value) {
         Some(Channel::Email) => pb::Channel::Email,
         Some(Channel::Sms) => pb::Channel::Sms,

@@ -59,6 +59,17 @@ pub mod segmentation {
     }
 
     diesel::table! {
+        use diesel::sql_types::*;
+        use super::sql_types::Xid8;
+
+        segmentation.membership_horizon (only_row) {
+            only_row -> Bool,
+            tx -> Xid8,
+            seq -> Int8,
+        }
+    }
+
+    diesel::table! {
         segmentation.membership_checks (segment, subject_id) {
             segment -> Text,
             subject_id -> Uuid,
@@ -213,6 +224,7 @@ pub mod segmentation {
         feed_cursors,
         membership_checks,
         membership_events,
+        membership_horizon,
         memberships,
         order_lines,
         orders,

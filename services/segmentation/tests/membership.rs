@@ -282,3 +282,37 @@ async fn bad_requests_name_the_field() {
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn a_watcher_resuming_from_before_the_history_kept_is_told_to_read_the_members_again() {
+    let suite = Suite::start().await;
+    suite.define_populated("buyers", "orders >= 1").await;
+    let (ada, bo) = (
+        suite.customer("ada@example.com").await,
+        suite.customer("bo@example.com").await,
+    );
+    let mut watch = suite.watch("", &["buyers"]).await.unwrap();
+    suite.record(vec![order(&bo, "B-1", 5, 2_000, "EUR")]).await;
+    next(&mut watch).await;
+    let before = suite.members("buyers", None).await.unwrap().cursor;
+    suite
+        .record(vec![order(&ada, "A-1", 6, 2_000, "EUR")])
+        .await;
+    next(&mut watch).await;
+    let after = suite.members("buyers", None).await.unwrap().cursor;
+    // The history is pruned up to Ada's join, as it is after 30 days.
+    suite.sql(
+        "INSERT INTO segmentation.membership_horizon (tx, seq) \
+         SELECT tx, seq FROM segmentation.membership_events ORDER BY tx DESC, seq DESC LIMIT 1",
+    );
+    let stale = suite.watch(&before, &["buyers"]).await.unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        stale.message().contains("GetMembers"),
+        "{}",
+        stale.message()
+    );
+    // From the list's cursor, or from the oldest held, watching goes on.
+    suite.watch(&after, &["buyers"]).await.unwrap();
+    suite.watch("", &["buyers"]).await.unwrap();
+}

@@ -213,6 +213,28 @@ impl Segments {
             .await
     }
 
+    /// Refuses a cursor from before the joins and leaves kept: a watcher resuming from it would
+    /// miss changes.
+    pub async fn check_cursor(&self, cursor: FeedCursor) -> Result<(), SegmentationError> {
+        if cursor == FeedCursor::default() {
+            return Ok(());
+        }
+        let horizon = self
+            .db
+            .run(|conn| Ok::<_, SegmentationError>(members::horizon(conn)?))
+            .await?;
+        match horizon {
+            Some(horizon) if cursor < horizon => {
+                Err(SegmentationError::FailedPrecondition(format!(
+                    "the cursor is older than the {} days of joins and leaves kept: read the members \
+                 again with GetMembers and watch from its cursor",
+                    members::HISTORY_DAYS
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Joins and leaves after `cursor`, of `segments` (all when empty), as they commit.
     pub fn watch(
         &self,

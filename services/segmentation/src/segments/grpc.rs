@@ -192,6 +192,7 @@ impl SegmentsApi for SegmentsService {
         for (i, name) in body.segments.iter().enumerate() {
             check_name(&format!("segments[{i}]"), name)?;
         }
+        self.segments.check_cursor(cursor).await?;
         let stream = self
             .segments
             .watch(cursor, body.segments)

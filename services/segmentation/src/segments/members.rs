@@ -359,6 +359,53 @@ pub fn last_event(conn: &mut PgConnection) -> QueryResult<FeedCursor> {
     }))
 }
 
+/// Days of joins and leaves kept for watchers to resume from.
+pub const HISTORY_DAYS: i64 = 30;
+
+/// Deletes the joins and leaves that occurred before `before`, and moves the horizon to the
+/// latest of them; returns how many were deleted.
+pub fn prune_events(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    #[derive(QueryableByName)]
+    struct Pruned {
+        #[diesel(sql_type = BigInt)]
+        pruned: i64,
+    }
+    let pruned: Pruned = diesel::sql_query(
+        "WITH gone AS ( \
+           DELETE FROM membership_events WHERE occurred_at < $1 RETURNING tx, seq), \
+         latest AS ( \
+           SELECT tx, seq FROM gone ORDER BY tx DESC, seq DESC LIMIT 1), \
+         moved AS ( \
+           INSERT INTO membership_horizon (only_row, tx, seq) \
+           SELECT true, tx, seq FROM latest \
+           ON CONFLICT (only_row) DO UPDATE SET tx = excluded.tx, seq = excluded.seq \
+           WHERE (excluded.tx, excluded.seq) > (membership_horizon.tx, membership_horizon.seq)) \
+         SELECT count(*) AS pruned FROM gone",
+    )
+    .bind::<Timestamptz, _>(before)
+    .get_result(conn)?;
+    Ok(usize::try_from(pruned.pruned).unwrap_or(0))
+}
+
+/// The position of the latest join or leave pruned, if any was.
+pub fn horizon(conn: &mut PgConnection) -> QueryResult<Option<FeedCursor>> {
+    #[derive(QueryableByName)]
+    struct Position {
+        #[diesel(sql_type = BigInt)]
+        tx: i64,
+        #[diesel(sql_type = BigInt)]
+        seq: i64,
+    }
+    let horizon: Option<Position> =
+        diesel::sql_query("SELECT tx::text::bigint AS tx, seq FROM membership_horizon")
+            .get_result(conn)
+            .optional()?;
+    Ok(horizon.map(|p| FeedCursor {
+        tx: p.tx,
+        seq: p.seq,
+    }))
+}
+
 /// A join or a leave.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct EventRow {
@@ -400,4 +447,64 @@ pub fn list_events_after(
     .bind::<Array<Text>, _>(segment_names)
     .bind::<BigInt, _>(limit)
     .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+
+    use super::*;
+    use crate::schema::segmentation::membership_events;
+
+    #[tokio::test]
+    async fn pruning_deletes_old_joins_and_leaves_and_moves_the_horizon_to_the_latest() {
+        let database = ecrm_testkit::TestDatabase::new(&[&crate::SERVICE]).await;
+        let mut conn =
+            diesel::PgConnection::establish(database.service_url(&crate::SERVICE).expose())
+                .unwrap();
+        conn.batch_execute("SET search_path = segmentation")
+            .unwrap();
+        diesel::sql_query(
+            "INSERT INTO segments (name, description, rule, fields, created_by) \
+             VALUES ('buyers', '', 'orders >= 1', '{orders}', 'test')",
+        )
+        .execute(&mut conn)
+        .unwrap();
+        for _ in 0..3 {
+            join(
+                &mut conn,
+                &[("buyers".to_owned(), Uuid::now_v7())],
+                Reason::Evaluated,
+            )
+            .unwrap();
+        }
+        let events: Vec<(i64, DateTime<Utc>)> = membership_events::table
+            .order(membership_events::seq)
+            .select((membership_events::seq, membership_events::occurred_at))
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(events.len(), 3);
+        assert_eq!(horizon(&mut conn).unwrap(), None);
+        // The first two are 40 days old.
+        diesel::sql_query(
+            "UPDATE membership_events SET occurred_at = now() - INTERVAL '40 days' \
+             WHERE seq <= $1",
+        )
+        .bind::<BigInt, _>(events[1].0)
+        .execute(&mut conn)
+        .unwrap();
+        let before = Utc::now() - chrono::TimeDelta::days(HISTORY_DAYS);
+        assert_eq!(prune_events(&mut conn, before).unwrap(), 2);
+        let moved = horizon(&mut conn).unwrap().unwrap();
+        assert_eq!(moved.seq, events[1].0);
+        // Nothing more to prune: the horizon stays.
+        assert_eq!(prune_events(&mut conn, before).unwrap(), 0);
+        assert_eq!(horizon(&mut conn).unwrap(), Some(moved));
+        let left: Vec<i64> = membership_events::table
+            .select(membership_events::seq)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(left, [events[2].0]);
+    }
 }

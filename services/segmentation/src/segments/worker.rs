@@ -1,10 +1,11 @@
 //! The background side of membership: sweeps of new segments (and of RFM segments after a
-//! new computation), and the evaluations time has made due.
+//! new computation), the evaluations time has made due, and pruning joins and leaves older
+//! than the history kept.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use ecrm_platform::Db;
 use tokio_util::sync::CancellationToken;
 
@@ -19,11 +20,30 @@ const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_secs(5);
 /// How long to wait after a failure before trying again.
 const BACKOFF: Duration = Duration::from_secs(2);
+/// How often joins and leaves past the history kept are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs sweeps and due evaluations until `shutdown`.
 pub fn spawn(db: Db, maintainer: Arc<Maintainer>, shutdown: CancellationToken) {
     tokio::spawn(async move {
+        let mut pruned_at: Option<Instant> = None;
         loop {
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(Instant::now());
+                let before = Utc::now() - TimeDelta::days(members::HISTORY_DAYS);
+                match db
+                    .run(move |conn| {
+                        Ok::<_, SegmentationError>(members::prune_events(conn, before)?)
+                    })
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(pruned) => {
+                        tracing::info!(pruned, "pruned joins and leaves past the history kept")
+                    }
+                    Err(error) => tracing::warn!(error = %error, "cannot prune joins and leaves"),
+                }
+            }
             let wake = maintainer.sweep.clone();
             let notified = wake.notified();
             tokio::pin!(notified);

@@ -114,6 +114,14 @@ impl Suite {
         }
     }
 
+    /// Runs `sql` on the suite's database as its administrator.
+    pub fn sql(&self, sql: &str) {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        let mut conn =
+            diesel::PgConnection::establish(self._database.admin_url().expose()).unwrap();
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+
     pub fn token(&self, audience: &str, scopes: &[Scope]) -> String {
         self.auth.token(&TokenSpec::internal(
             audience,

@@ -261,7 +261,7 @@ impl Maintainer {
             .into_iter()
             .map(|s| (segment.name.clone(), s, now))
             .collect();
-        members::set_checks(conn, &later)?;
+        members::reschedule(conn, &later, &[])?;
         members::advance_sweep(conn, &segment.name, last)?;
         Ok(true)
     }

@@ -110,29 +110,6 @@ pub fn leave(conn: &mut PgConnection, pairs: &[(String, Uuid, Reason)]) -> Query
     .map(drop)
 }
 
-/// Schedules each pair's next evaluation, replacing any earlier one.
-pub fn set_checks(
-    conn: &mut PgConnection,
-    checks: &[(String, Uuid, DateTime<Utc>)],
-) -> QueryResult<()> {
-    if checks.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = checks.iter().map(|c| c.0.as_str()).collect();
-    let subjects: Vec<Uuid> = checks.iter().map(|c| c.1).collect();
-    let due: Vec<DateTime<Utc>> = checks.iter().map(|c| c.2).collect();
-    diesel::sql_query(
-        "INSERT INTO membership_checks (segment, subject_id, due_at) \
-         SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) \
-         ON CONFLICT (segment, subject_id) DO UPDATE SET due_at = excluded.due_at",
-    )
-    .bind::<Array<Text>, _>(names)
-    .bind::<Array<SqlUuid>, _>(subjects)
-    .bind::<Array<Timestamptz>, _>(due)
-    .execute(conn)
-    .map(drop)
-}
-
 /// Schedules the next evaluation of each of `scheduled`, replacing any earlier one, and
 /// cancels those of `unscheduled`, in one statement.
 pub fn reschedule(
@@ -140,8 +117,8 @@ pub fn reschedule(
     scheduled: &[(String, Uuid, DateTime<Utc>)],
     unscheduled: &[(String, Uuid)],
 ) -> QueryResult<()> {
-    if unscheduled.is_empty() {
-        return set_checks(conn, scheduled);
+    if scheduled.is_empty() && unscheduled.is_empty() {
+        return Ok(());
     }
     let names: Vec<&str> = scheduled.iter().map(|c| c.0.as_str()).collect();
     let subjects: Vec<Uuid> = scheduled.iter().map(|c| c.1).collect();

@@ -91,6 +91,10 @@ const METHODS: &[(&str, Access)] = &[
         Access::Scope(Scope::ProfilesRead),
     ),
     (
+        "ecrm.profiles.v1.Profiles/GetContacts",
+        Access::Scope(Scope::ProfilesRead),
+    ),
+    (
         "ecrm.profiles.v1.Profiles/UpdateProfile",
         Access::Scope(Scope::ProfilesWrite),
     ),

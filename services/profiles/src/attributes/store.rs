@@ -64,6 +64,20 @@ pub fn list_current_by_subjects(
         .load(conn)
 }
 
+/// The current values of the attributes `names` of `subjects`.
+pub fn list_current_by_subjects_and_names(
+    conn: &mut PgConnection,
+    subjects: &[Uuid],
+    names: &[&str],
+) -> QueryResult<Vec<AttributeValueRow>> {
+    attribute_values::table
+        .filter(attribute_values::subject_id.eq_any(subjects))
+        .filter(attribute_values::name.eq_any(names))
+        .filter(attribute_values::current)
+        .select(AttributeValueRow::as_select())
+        .load(conn)
+}
+
 /// Every value a subject's attributes had, oldest first.
 pub fn list_by_subject(
     conn: &mut PgConnection,

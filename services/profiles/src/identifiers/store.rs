@@ -73,6 +73,19 @@ pub fn list_by_subjects(
         .load(conn)
 }
 
+/// The identifiers of `subjects` of the given kinds, in no particular order.
+pub fn list_by_subjects_and_kinds(
+    conn: &mut PgConnection,
+    subjects: &[Uuid],
+    kinds: &[&str],
+) -> QueryResult<Vec<IdentifierRow>> {
+    identifiers::table
+        .filter(identifiers::subject_id.eq_any(subjects))
+        .filter(identifiers::kind.eq_any(kinds))
+        .select(IdentifierRow::as_select())
+        .load(conn)
+}
+
 /// Those of `subjects` that `partner_id` synced.
 pub fn partner_subjects(
     conn: &mut PgConnection,

@@ -8,6 +8,7 @@ use ecrm_platform::paging::Page;
 use ecrm_platform::{Db, DbError};
 use uuid::Uuid;
 
+use super::contacts::{self, Contact};
 use super::store::{self, ProfileRow};
 use super::view::{self, IDENTIFIER_TABLE, MERGE_TABLE, Profile};
 use crate::access_log::{self, Action};
@@ -204,6 +205,32 @@ impl Profiles {
                 access_log::record(conn, &caller, Action::Read, &[row.subject_id])?;
                 view::load_one(conn, &keys, row)
             })
+            .await
+    }
+
+    /// What messaging needs of each of `subjects` (1 to [`contacts::MAX_SUBJECTS`]), one contact
+    /// per id in the order asked. Partners may not ask: they reach only the subjects they
+    /// synced or that share with them, one at a time through `PartnerSync::get`.
+    pub async fn contacts(
+        &self,
+        caller: Caller,
+        subjects: Vec<Uuid>,
+    ) -> Result<Vec<Contact>, ProfilesError> {
+        if caller.partner().is_some() {
+            return Err(ProfilesError::PermissionDenied(
+                "contacts are for the suite's own services, not partners",
+            ));
+        }
+        if subjects.is_empty() || subjects.len() > contacts::MAX_SUBJECTS {
+            return Err(ProfilesError::invalid(
+                "subject_ids",
+                format!("1 to {} subject ids", contacts::MAX_SUBJECTS),
+            ));
+        }
+        let purpose = caller.read_purpose()?.clone();
+        let keys = self.keys.clone();
+        self.db
+            .run(move |conn| contacts::load(conn, &keys, &caller, &purpose, &subjects))
             .await
     }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ecrm_crypto::Secret;
 use ecrm_platform::paging::Page;
 use ecrm_platform::time::{from_timestamp, to_timestamp, to_timestamp_opt};
 use ecrm_proto::ecrm::common::v1 as common;
@@ -10,6 +11,7 @@ use ecrm_proto::ecrm::profiles::v1::profiles_server::Profiles as ProfilesApi;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::contacts::Contact;
 use super::domain::{Profiles, SubjectLookup, UpsertCommand, check_source};
 use super::view::Profile;
 use crate::attributes::domain::Definition;
@@ -146,6 +148,40 @@ pub fn subject_lookup(
     }
 }
 
+/// The ids a GetContacts request asks for (the domain checks how many).
+fn contact_subjects(ids: &[String]) -> Result<Vec<Uuid>, ProfilesError> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| subject_id(&format!("subject_ids[{i}]"), id))
+        .collect()
+}
+
+fn contact_to_proto(contact: Contact) -> pb::Contact {
+    let mut out = pb::Contact {
+        subject_id: contact.subject_id.to_string(),
+        ..Default::default()
+    };
+    let Some(profile) = contact.profile else {
+        return out;
+    };
+    let points = profile.points;
+    out.found = true;
+    out.merged_into = profile
+        .merged_into
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    out.restricted = profile.restricted;
+    out.email = points.email.map(Secret::into_inner).unwrap_or_default();
+    out.phone = points.phone.map(Secret::into_inner).unwrap_or_default();
+    out.given_name = points
+        .given_name
+        .map(Secret::into_inner)
+        .unwrap_or_default();
+    out.locale = points.locale.unwrap_or_default();
+    out.timezone = points.timezone.unwrap_or_default();
+    out
+}
+
 fn new_identifiers(identifiers: &[pb::NewIdentifier]) -> Result<Vec<NewIdentifier>, ProfilesError> {
     identifiers
         .iter()
@@ -203,6 +239,18 @@ impl ProfilesApi for ProfilesService {
         };
         Ok(Response::new(pb::GetProfileResponse {
             profile: Some(profile_to_proto(&profile)),
+        }))
+    }
+
+    async fn get_contacts(
+        &self,
+        request: Request<pb::GetContactsRequest>,
+    ) -> Result<Response<pb::GetContactsResponse>, Status> {
+        let caller = Caller::of(&request, "Profiles/GetContacts")?;
+        let subjects = contact_subjects(&request.get_ref().subject_ids)?;
+        let contacts = self.profiles.contacts(caller, subjects).await?;
+        Ok(Response::new(pb::GetContactsResponse {
+            contacts: contacts.into_iter().map(contact_to_proto).collect(),
         }))
     }
 

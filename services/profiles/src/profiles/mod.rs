@@ -1,5 +1,6 @@
 //! Customer profiles: identity resolution, reads, updates and merges.
 
+pub mod contacts;
 pub mod domain;
 pub mod grpc;
 pub mod store;

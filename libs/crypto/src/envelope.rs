@@ -218,6 +218,27 @@ impl BlindIndexKey {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+
+    /// The HMAC-SHA256 of `value` under this key, raw: for a caller that signs a value it
+    /// hands out (a link) rather than indexing one it keeps.
+    pub fn sign(&self, value: &[u8]) -> [u8; 32] {
+        let mut mac = [0_u8; 32];
+        mac.copy_from_slice(ring::hmac::sign(&self.0, value).as_ref());
+        mac
+    }
+
+    /// Whether `tag` is the MAC of `value`, or its first bytes (at least 16), compared in
+    /// constant time.
+    pub fn verify_prefix(&self, value: &[u8], tag: &[u8]) -> bool {
+        if !(16..=32).contains(&tag.len()) {
+            return false;
+        }
+        let expected = self.sign(value);
+        // ring's only public constant-time comparison is of whole MACs: compare the MACs of
+        // the two prefixes, equal exactly when the prefixes are.
+        let blinded = ring::hmac::sign(&self.0, &expected[..tag.len()]);
+        ring::hmac::verify(&self.0, tag, blinded.as_ref()).is_ok()
+    }
 }
 
 impl fmt::Debug for BlindIndexKey {
@@ -319,6 +340,27 @@ mod tests {
             self::key().blind_index_key("login").unwrap().index(b"jane")
         );
         assert_eq!(login.index(b"jane").len(), 64);
+    }
+
+    #[test]
+    fn a_signature_or_its_prefix_verifies_under_its_key_only() {
+        let key = key().blind_index_key("links").unwrap();
+        let mac = key.sign(b"payload");
+        assert_eq!(hex_of(&mac), key.index(b"payload"));
+        assert!(key.verify_prefix(b"payload", &mac));
+        assert!(key.verify_prefix(b"payload", &mac[..16]));
+        assert!(!key.verify_prefix(b"payload", &mac[..15]));
+        assert!(!key.verify_prefix(b"payload", &[]));
+        assert!(!key.verify_prefix(b"payloaD", &mac[..16]));
+        let mut flipped = mac;
+        flipped[3] ^= 0x40;
+        assert!(!key.verify_prefix(b"payload", &flipped[..16]));
+        let other = self::key().blind_index_key("links").unwrap();
+        assert!(!other.verify_prefix(b"payload", &mac[..16]));
+    }
+
+    fn hex_of(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]

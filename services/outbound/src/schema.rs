@@ -28,5 +28,22 @@ pub mod outbound {
         }
     }
 
-    diesel::allow_tables_to_appear_in_same_query!(suppressions, templates,);
+    diesel::table! {
+        outbound.unsubscribes (unsubscribe_id) {
+            unsubscribe_id -> Uuid,
+            subject_id -> Uuid,
+            channel -> Text,
+            purpose_key -> Text,
+            requested_at -> Timestamptz,
+            ip_hash -> Nullable<Text>,
+            user_agent -> Nullable<Text>,
+            forwarded_at -> Nullable<Timestamptz>,
+            refused_at -> Nullable<Timestamptz>,
+            attempts -> Int4,
+            last_error -> Nullable<Text>,
+            next_attempt_at -> Timestamptz,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(suppressions, templates, unsubscribes,);
 }

@@ -2,8 +2,14 @@
 //! webhook. This first part holds the templates messages are rendered from.
 
 mod config;
+#[allow(dead_code, reason = "the queue worker calls the channels next")]
+mod delivery;
 mod error;
-#[allow(dead_code, unused_imports, reason = "the gate is being built; the delivery paths use it next")]
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "the gate is being built; the delivery paths use it next"
+)]
 mod gate;
 mod schema;
 mod suppressions;
@@ -19,6 +25,7 @@ use ecrm_proto::ecrm::outbound::v1::suppressions_server::SuppressionsServer;
 use ecrm_proto::ecrm::outbound::v1::templates_server::TemplatesServer;
 
 pub use crate::config::OutboundConfig;
+pub use crate::delivery::{DeliveryConfig, SIGNATURE_HEADER, verify_webhook_signature};
 pub use crate::error::OutboundError;
 
 /// What the blind-index key of suppressed addresses is derived for.

@@ -480,3 +480,67 @@ mod tests {
         assert_eq!(queue_id(&ok(&["2.0.0 Ok: queued as"])), None);
     }
 }
+
+#[cfg(test)]
+mod mail_tests {
+    use ecrm_crypto::Secret;
+
+    use super::*;
+    use crate::templates::domain::Channel;
+
+    async fn email() -> Email {
+        Email::from_config(&DeliveryConfig {
+            smtp_url: Some(Secret::new("smtp://127.0.0.1:25".to_owned())),
+            email_from: Some("Shop <news@shop.example>".to_owned()),
+            ..DeliveryConfig::default()
+        })
+        .unwrap()
+        .unwrap()
+    }
+
+    fn formatted(email: &Email, message: &Cleared) -> String {
+        let to = message.address().parse().unwrap();
+        String::from_utf8(email.mail(message, to).unwrap().formatted()).unwrap()
+    }
+
+    /// A header's value, folded lines joined.
+    fn header(mail: &str, name: &str) -> Option<String> {
+        let head = mail.split("\r\n\r\n").next().unwrap().replace("\r\n ", " ");
+        head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_long_unsubscribe_url_stays_one_unbroken_uri() {
+        let url = format!(
+            "https://shop.example/unsubscribe?token={}",
+            "a1B2c3D4".repeat(40)
+        );
+        let message = Cleared::for_channel_tests(
+            Channel::Email,
+            "ada@example.com",
+            "Votre commande été expédiée",
+            "<p>Bonjour</p>",
+            Some(&url),
+        );
+        let mail = formatted(&email().await, &message);
+        assert_eq!(header(&mail, "List-Unsubscribe"), Some(format!("<{url}>")));
+        assert_eq!(
+            header(&mail, "List-Unsubscribe-Post").as_deref(),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert_eq!(
+            header(&mail, "Message-ID"),
+            Some(format!("<{}@shop.example>", message.message_id()))
+        );
+        assert!(header(&mail, "Date").is_some());
+        assert!(
+            header(&mail, "Content-Type")
+                .unwrap()
+                .starts_with("text/html; charset=utf-8")
+        );
+    }
+}

@@ -78,7 +78,8 @@ fn failed(error: &reqwest::Error) -> Outcome {
     } else if error.is_connect() {
         "cannot connect to the provider".to_owned()
     } else {
-        let mut detail = format!("http call failed: {error}");
+        // reqwest's own message quotes the URL, which may hold a token: only its causes.
+        let mut detail = "http call failed".to_owned();
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
             detail.push_str(&format!(": {cause}"));

@@ -293,3 +293,31 @@ async fn an_address_that_cannot_be_one_fails_and_is_suppressed_without_a_call() 
         ));
     }
 }
+
+#[tokio::test]
+async fn a_provider_that_never_answers_times_out_as_transient() {
+    // Accepts connections and reads nothing, so every call waits for an answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    let channels = Channels::from_config(&DeliveryConfig {
+        http_timeout_secs: 1,
+        ..sms_config(format!("http://127.0.0.1:{port}/sms"))
+    })
+    .unwrap();
+    let message = Cleared::for_channel_tests(Channel::Sms, "+33612345678", "", "Hi", None);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        channels.deliver(&message).await,
+        Outcome::Transient {
+            detail: "http call timed out".to_owned()
+        }
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    held.abort();
+}

@@ -232,6 +232,50 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.outbound.v1.Suppressions/ListSuppressions",
         Access::Scope(Scope::OutboundManage),
     ),
+    (
+        "ecrm.outbound.v1.Messages/SendTransactional",
+        Access::Scope(Scope::OutboundSend),
+    ),
+    (
+        "ecrm.outbound.v1.Messages/GetMessage",
+        Access::Scope(Scope::OutboundSend),
+    ),
+    (
+        "ecrm.outbound.v1.Messages/ListMessages",
+        Access::Scope(Scope::OutboundSend),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/CreateCampaign",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/AddCampaignRecipients",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/StartCampaign",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/PauseCampaign",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/ResumeCampaign",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/CancelCampaign",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/GetCampaign",
+        Access::Scope(Scope::OutboundManage),
+    ),
+    (
+        "ecrm.outbound.v1.Campaigns/GetCampaignStats",
+        Access::Scope(Scope::OutboundManage),
+    ),
     // ecrm.consent.v1
     (
         "ecrm.consent.v1.Purposes/DefinePurpose",

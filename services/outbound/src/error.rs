@@ -11,6 +11,12 @@ pub enum OutboundError {
     InvalidArgument { field: String, reason: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request is sound but the system is not in a state to carry it out.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A service this one depends on did not answer; worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("a stored value is malformed")]
@@ -37,6 +43,8 @@ impl From<OutboundError> for Status {
         match error {
             OutboundError::InvalidArgument { field, reason } => invalid_argument(&field, reason),
             OutboundError::NotFound(_) => Status::not_found(error.to_string()),
+            OutboundError::FailedPrecondition(reason) => Status::failed_precondition(reason),
+            OutboundError::Unavailable(reason) => Status::unavailable(reason),
             OutboundError::Db(db) => db.into(),
             OutboundError::Corrupt => internal_summary(&error.to_string()),
         }

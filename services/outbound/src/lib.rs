@@ -1,12 +1,21 @@
 //! The outbound communication service: the messages sent to customers by email, SMS and
-//! webhook. This first part holds the templates messages are rendered from.
+//! webhook, and only those the law and the customer allow. Templates say what a message says;
+//! transactional messages and campaigns queue messages; workers pass each through the gate at
+//! the moment of sending and hand the cleared ones to their channel; one-click unsubscribes
+//! come back over HTTP.
 
+mod campaigns;
 mod config;
 pub mod consent_client;
+mod delivery;
+mod dispatch;
 mod error;
-#[allow(dead_code, unused_imports, reason = "the gate is being built; the delivery paths use it next")]
 mod gate;
+mod messages;
+mod profiles_client;
+mod purposes;
 mod schema;
+mod segments_client;
 mod suppressions;
 mod templates;
 pub mod unsubscribe;
@@ -15,15 +24,24 @@ use std::future::Future;
 use std::sync::Arc;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use ecrm_auth::Verifier;
+use ecrm_auth::{TokenSource, Verifier};
 use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::{ServiceContext, ServiceDef, ServiceRoutes};
+use ecrm_proto::ecrm::outbound::v1::campaigns_server::CampaignsServer;
+use ecrm_proto::ecrm::outbound::v1::messages_server::MessagesServer;
 use ecrm_proto::ecrm::outbound::v1::suppressions_server::SuppressionsServer;
 use ecrm_proto::ecrm::outbound::v1::templates_server::TemplatesServer;
 use tokio::net::TcpListener;
 
 use crate::consent_client::ConsentClient;
+use crate::dispatch::Dispatcher;
+use crate::gate::Gate;
+use crate::profiles_client::ProfilesClient;
+use crate::purposes::Purposes;
+use crate::segments_client::SegmentsClient;
 use crate::unsubscribe::UnsubscribeLinks;
+
+pub use crate::delivery::{DeliveryConfig, SIGNATURE_HEADER, verify_webhook_signature};
 
 pub use crate::config::OutboundConfig;
 pub use crate::error::OutboundError;
@@ -43,16 +61,53 @@ pub static SERVICE: ServiceDef = ServiceDef {
     migrations: &MIGRATIONS,
 };
 
+/// The services outbound calls: consent (what each customer agreed to), profiles (where to
+/// write to them) and segmentation (who is in a segment). Without consent or profiles nothing
+/// is sent; without segmentation campaigns go to explicit lists only.
+#[derive(Clone, Default)]
+pub struct Peers {
+    consent: Option<ConsentClient>,
+    profiles: Option<ProfilesClient>,
+    segments: Option<SegmentsClient>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("consent", &self.consent.is_some())
+            .field("profiles", &self.profiles.is_some())
+            .field("segments", &self.segments.is_some())
+            .finish()
+    }
+}
+
+impl Peers {
+    /// The services on these channels, called with tokens from `tokens`.
+    pub fn connect(
+        consent: Option<tonic::transport::Channel>,
+        profiles: Option<tonic::transport::Channel>,
+        segmentation: Option<tonic::transport::Channel>,
+        tokens: Arc<dyn TokenSource>,
+    ) -> Self {
+        Self {
+            consent: consent.map(|channel| ConsentClient::new(channel, tokens.clone())),
+            profiles: profiles.map(|channel| ProfilesClient::new(channel, tokens.clone())),
+            segments: segmentation.map(|channel| SegmentsClient::new(channel, tokens)),
+        }
+    }
+}
+
 /// The service, built.
 pub struct Outbound {
     templates: Arc<templates::domain::Templates>,
     suppressions: Arc<suppressions::domain::Suppressions>,
-    verifier: Verifier,
-    context: ServiceContext,
-    retry: unsubscribe::ForwardRetry,
-    consent: Option<ConsentClient>,
+    messages: Arc<messages::domain::Messages>,
+    campaigns: Arc<campaigns::domain::Campaigns>,
+    dispatcher: Arc<Dispatcher>,
     links: Arc<UnsubscribeLinks>,
     unsubscribes: Arc<unsubscribe::domain::Unsubscribes>,
+    verifier: Verifier,
+    context: ServiceContext,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -62,43 +117,99 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    /// Builds the service on `context`'s database, checking calls with `verifier`.
+    /// Builds the service on `context`'s database, checking calls with `verifier`, calling no
+    /// other service: templates and suppressions work, nothing is sent.
     pub fn new(
         context: &ServiceContext,
         config: &OutboundConfig,
         verifier: Verifier,
     ) -> Result<Self, OutboundError> {
-        let index_key = config
-            .master_key
-            .0
-            .blind_index_key(SUPPRESSION_INDEX_PURPOSE)
-            .map_err(|_| OutboundError::invalid("master_key", "cannot derive the index key"))?;
-        let link_key = config
-            .master_key
-            .0
-            .blind_index_key(UNSUBSCRIBE_KEY_PURPOSE)
-            .map_err(|_| OutboundError::invalid("master_key", "cannot derive the link key"))?;
-        let retry = config.unsubscribe.retry;
+        Self::connected(context, config, verifier, Peers::default())
+    }
+
+    /// Builds the service calling `peers`. Nothing runs in the background until
+    /// [`Outbound::start`].
+    pub fn connected(
+        context: &ServiceContext,
+        config: &OutboundConfig,
+        verifier: Verifier,
+        peers: Peers,
+    ) -> Result<Self, OutboundError> {
+        let invalid = |error: ecrm_platform::config::ConfigError| {
+            OutboundError::invalid(error.flag, error.reason)
+        };
+        let policy = config.policy().map_err(invalid)?;
+        let settings = config.dispatch().map_err(invalid)?;
+        let db = context.db.clone();
+        let key =
+            |purpose: &str| {
+                config.master_key.0.blind_index_key(purpose).map_err(|_| {
+                    OutboundError::invalid("--master-key", "cannot derive a key from it")
+                })
+            };
+        let suppressions = Arc::new(suppressions::domain::Suppressions::new(
+            db.clone(),
+            key(SUPPRESSION_INDEX_PURPOSE)?,
+        ));
+        let links = Arc::new(UnsubscribeLinks::new(
+            key(UNSUBSCRIBE_KEY_PURPOSE)?,
+            &config.unsubscribe.public_url,
+        )?);
+        let channels = Arc::new(delivery::Channels::from_config(&config.delivery)?);
+        let purposes = Arc::new(Purposes::new(peers.consent.clone()));
+        let gate = Arc::new(Gate::new(
+            db.clone(),
+            purposes.clone(),
+            peers.profiles,
+            suppressions.clone(),
+            links.clone(),
+            channels.clone(),
+            policy,
+        ));
         Ok(Self {
-            templates: Arc::new(templates::domain::Templates::new(context.db.clone())),
-            suppressions: Arc::new(suppressions::domain::Suppressions::new(
-                context.db.clone(),
-                index_key,
+            templates: Arc::new(templates::domain::Templates::new(db.clone())),
+            messages: Arc::new(messages::domain::Messages::new(
+                db.clone(),
+                purposes.clone(),
+                channels.clone(),
             )),
+            campaigns: Arc::new(campaigns::domain::Campaigns::new(
+                db.clone(),
+                purposes,
+                channels.clone(),
+                peers.segments,
+            )),
+            dispatcher: Arc::new(Dispatcher::new(
+                db.clone(),
+                gate,
+                channels,
+                suppressions.clone(),
+                settings,
+            )),
+            unsubscribes: Arc::new(unsubscribe::domain::Unsubscribes::new(
+                db,
+                peers.consent,
+                config.unsubscribe.retry,
+            )),
+            suppressions,
+            links,
             verifier,
             context: context.clone(),
-            retry,
-            consent: None,
-            links: Arc::new(UnsubscribeLinks::new(
-                link_key,
-                &config.unsubscribe.public_url,
-            )?),
-            unsubscribes: Arc::new(unsubscribe::domain::Unsubscribes::new(
-                context.db.clone(),
-                None,
-                retry,
-            )),
         })
+    }
+
+    /// Starts the background work until the service shuts down: the queue's workers, and the
+    /// forwarding of one-click unsubscribes to the consent ledger.
+    pub fn start(&self) {
+        self.dispatcher.spawn(self.context.shutdown.clone());
+        self.unsubscribes
+            .clone()
+            .spawn_forwarder(self.context.shutdown.clone());
+    }
+
+    /// The links of one-click unsubscribes, for the messages sent.
+    pub fn unsubscribe_links(&self) -> &UnsubscribeLinks {
+        &self.links
     }
 
     /// The gRPC services, behind the auth layer.
@@ -112,35 +223,12 @@ impl Outbound {
                     suppressions: self.suppressions.clone(),
                 },
             ))
-    }
-}
-
-impl Outbound {
-    /// Calls `consent` (the send path's consent checks, and unsubscribes recorded as
-    /// withdrawals) and forwards waiting unsubscribes there in the background until the
-    /// service shuts down.
-    #[must_use]
-    pub fn with_consent(mut self, consent: ConsentClient) -> Self {
-        self.unsubscribes = Arc::new(unsubscribe::domain::Unsubscribes::new(
-            self.context.db.clone(),
-            Some(consent.clone()),
-            self.retry,
-        ));
-        self.unsubscribes
-            .clone()
-            .spawn_forwarder(self.context.shutdown.clone());
-        self.consent = Some(consent);
-        self
-    }
-
-    /// The consent service's client, when one is configured.
-    pub fn consent(&self) -> Option<&ConsentClient> {
-        self.consent.as_ref()
-    }
-
-    /// The links of one-click unsubscribes, for the messages sent.
-    pub fn unsubscribe_links(&self) -> &UnsubscribeLinks {
-        &self.links
+            .with(MessagesServer::new(messages::grpc::MessagesService {
+                messages: self.messages.clone(),
+            }))
+            .with(CampaignsServer::new(campaigns::grpc::CampaignsService {
+                campaigns: self.campaigns.clone(),
+            }))
     }
 
     /// The HTTP routes: the one-click unsubscribe endpoint. Serve them with
@@ -158,12 +246,17 @@ impl Outbound {
     }
 }
 
-/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys.
+/// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys, calling
+/// the configured services, serving unsubscribes over HTTP and running the queue's workers.
 pub async fn build(
     context: ServiceContext,
     config: OutboundConfig,
     auth: AuthConfig,
 ) -> Result<ServiceRoutes, OutboundError> {
+    let invalid = |error: ecrm_platform::config::ConfigError| {
+        OutboundError::invalid(error.flag, error.reason)
+    };
+    config.validate().map_err(invalid)?;
     let (verifier, tokens) = auth
         .verifier_and_tokens(
             SERVICE.name,
@@ -172,20 +265,26 @@ pub async fn build(
         )
         .await
         .map_err(|error| OutboundError::invalid(error.flag, error.reason))?;
-    let mut outbound = Outbound::new(&context, &config, verifier)?;
-    let consent = config
-        .consent_endpoint()
-        .map_err(|error| OutboundError::invalid(error.flag, error.reason))?;
+    let consent = config.consent_endpoint().map_err(invalid)?;
+    let profiles = config.profiles_endpoint().map_err(invalid)?;
+    let segmentation = config.segmentation_endpoint().map_err(invalid)?;
+    if consent.is_none() {
+        tracing::warn!("no --consent-url: nothing is sent, unsubscribes are kept, not forwarded");
+    }
+    if profiles.is_none() {
+        tracing::warn!("no --profiles-url: nothing is sent");
+    }
+    let peers = Peers::connect(
+        consent.map(|e| e.connect_lazy()),
+        profiles.map(|e| e.connect_lazy()),
+        segmentation.map(|e| e.connect_lazy()),
+        tokens,
+    );
+    let outbound = Outbound::connected(&context, &config, verifier, peers)?;
     let addr = config.unsubscribe.http_addr;
     let listener = TcpListener::bind(addr).await.map_err(|error| {
         OutboundError::invalid("--http-addr", format!("cannot listen on {addr}: {error}"))
     })?;
-    match consent {
-        Some(consent) => {
-            outbound = outbound.with_consent(ConsentClient::new(consent.connect_lazy(), tokens));
-        }
-        None => tracing::warn!("no --consent-url: unsubscribes are kept, not forwarded"),
-    }
     let serving = outbound.serve_http(listener);
     tokio::spawn(async move {
         if let Err(error) = serving.await {
@@ -193,5 +292,6 @@ pub async fn build(
         }
     });
     tracing::info!(%addr, "unsubscribe endpoint listening");
+    outbound.start();
     Ok(outbound.routes())
 }

@@ -19,7 +19,7 @@ use ecrm_crypto::MasterKey;
 use ecrm_outbound::consent_client::{ConsentClient, ONE_CLICK_COLLECTION_POINT};
 use ecrm_outbound::unsubscribe::store::{self, UnsubscribeRow};
 use ecrm_outbound::unsubscribe::{ForwardRetry, UnsubscribeLinks, pending_withdrawals};
-use ecrm_outbound::{Channel, Outbound, OutboundConfig, OutboundError, SERVICE};
+use ecrm_outbound::{Channel, Outbound, OutboundConfig, OutboundError, Peers, SERVICE};
 use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::config::ShutdownConfig;
 use ecrm_platform::{Db, RunningServer, ServiceContext};
@@ -115,13 +115,14 @@ impl Suite {
             None => consent.channel(),
         };
         let db = database.db(&SERVICE).await.unwrap();
-        let outbound = Outbound::new(
+        let outbound = Outbound::connected(
             &ServiceContext::new(db.clone(), shutdown.clone()),
             &config,
             auth.verifier("outbound").await,
+            Peers::connect(Some(channel), None, None, auth.clone()),
         )
-        .unwrap()
-        .with_consent(ConsentClient::new(channel, auth.clone()));
+        .unwrap();
+        outbound.start();
         tokio::spawn(outbound.serve_http(listener));
         let suite = Self {
             database,

@@ -84,3 +84,27 @@ pub fn list(
     }
     query.load(conn)
 }
+
+/// The suppressions among `addresses` ((channel, address index) pairs), as (channel, address
+/// index, scope).
+pub fn matching(
+    conn: &mut PgConnection,
+    addresses: &[(String, String)],
+) -> QueryResult<Vec<(String, String, String)>> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let indexes: Vec<&str> = addresses.iter().map(|(_, index)| index.as_str()).collect();
+    let found: Vec<(String, String, String)> = suppressions::table
+        .filter(suppressions::address_index.eq_any(indexes))
+        .select((
+            suppressions::channel,
+            suppressions::address_index,
+            suppressions::scope,
+        ))
+        .load(conn)?;
+    Ok(found
+        .into_iter()
+        .filter(|(channel, index, _)| addresses.iter().any(|(c, i)| c == channel && i == index))
+        .collect())
+}

@@ -15,7 +15,7 @@ const MAX_BODY_CHARS: usize = 100_000;
 const MAX_VARIABLES: usize = 50;
 
 /// The channels, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {
     Email,
     Sms,
@@ -38,7 +38,7 @@ impl Channel {
     }
 
     /// How the body is written: HTML for email, text otherwise.
-    fn body_markup(self) -> Markup {
+    pub fn body_markup(self) -> Markup {
         match self {
             Self::Email => Markup::Html,
             Self::Sms | Self::Webhook => Markup::Text,

@@ -57,6 +57,16 @@ pub fn find(
         .optional()
 }
 
+/// Every locale's version of the template of `key` on `channel`.
+pub fn of_key(conn: &mut PgConnection, key: &str, channel: &str) -> QueryResult<Vec<TemplateRow>> {
+    templates::table
+        .filter(templates::key.eq(key))
+        .filter(templates::channel.eq(channel))
+        .select(TemplateRow::as_select())
+        .order(templates::locale)
+        .load(conn)
+}
+
 /// Replaces the template's content with `row`'s, at `row.version`.
 pub fn update(conn: &mut PgConnection, row: &TemplateRow) -> QueryResult<()> {
     diesel::update(templates::table.find((&row.key, &row.channel, &row.locale)))

@@ -1,0 +1,2 @@
+DROP TABLE channel_pauses;
+DROP TABLE messages;

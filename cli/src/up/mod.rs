@@ -154,7 +154,9 @@ async fn up(args: UpArgs) -> Result<(), UpError> {
     let shutdown = CancellationToken::new();
     tokio::spawn(ecrm_platform::shutdown::cancel_on_signal(shutdown.clone()));
 
-    let settings = SuiteSettings::load(&args.data_dir, args.bootstrap_admin_password.clone())?;
+    let mut settings = SuiteSettings::load(&args.data_dir, args.bootstrap_admin_password.clone())?;
+    settings.outbound_http =
+        std::net::SocketAddr::new(args.host, outbound_http_port(args.base_port)?);
     let database =
         SuiteDatabase::open(args.database_url.clone(), &args.data_dir, args.pg_port).await?;
     // Whatever happens while serving, a cluster we started is stopped before we return.
@@ -195,6 +197,17 @@ fn ports(base: u16) -> Result<Vec<u16>, UpError> {
                 .ok_or(UpError::BasePort(base)),
         })
         .collect()
+}
+
+/// Outbound's one-click unsubscribe pages: the port after the last service's (50056).
+fn outbound_http_port(base: u16) -> Result<u16, UpError> {
+    match base {
+        0 => Ok(0),
+        base => u16::try_from(MEMBERS.len())
+            .ok()
+            .and_then(|count| base.checked_add(count))
+            .ok_or(UpError::BasePort(base)),
+    }
 }
 
 /// A member of the suite, running.
@@ -338,5 +351,11 @@ mod tests {
         assert_eq!(ports(50051).unwrap(), [50051, 50052, 50053, 50054, 50055]);
         assert_eq!(ports(0).unwrap(), [0, 0, 0, 0, 0]);
         assert!(matches!(ports(65533), Err(UpError::BasePort(65533))));
+        assert_eq!(outbound_http_port(50051).unwrap(), 50056);
+        assert_eq!(outbound_http_port(0).unwrap(), 0);
+        assert!(matches!(
+            outbound_http_port(65531),
+            Err(UpError::BasePort(65531))
+        ));
     }
 }

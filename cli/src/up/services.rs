@@ -51,6 +51,8 @@ pub enum BuildError {
     Consent(#[from] ecrm_consent::ConsentError),
     #[error("cannot start the segmentation service")]
     Segmentation(#[from] ecrm_segmentation::SegmentationError),
+    #[error("outbound's channel settings: {0}")]
+    OutboundChannels(String),
     #[error("cannot start the outbound service")]
     Outbound(#[from] ecrm_outbound::OutboundError),
     #[error("{0} needs the identity service, which is not running")]
@@ -64,6 +66,8 @@ pub struct SuiteSettings {
     consent_master_key: Arc<MasterKey>,
     outbound_master_key: Arc<MasterKey>,
     bootstrap_password: Option<Secret<String>>,
+    /// Where outbound serves its one-click unsubscribe pages.
+    pub outbound_http: SocketAddr,
 }
 
 impl SuiteSettings {
@@ -92,8 +96,22 @@ impl SuiteSettings {
                 OUTBOUND_MASTER_KEY_FILE,
             )?,
             bootstrap_password,
+            outbound_http: SocketAddr::from(([127, 0, 0, 1], 0)),
         })
     }
+}
+
+/// Outbound's channels, from the `ECRM_OUTBOUND_*` variables the outbound binary reads
+/// (`ECRM_OUTBOUND_SMTP_URL`, `ECRM_OUTBOUND_EMAIL_FROM`, ...): none set, no channel.
+fn outbound_channels() -> Result<ecrm_outbound::DeliveryConfig, BuildError> {
+    #[derive(clap::Parser)]
+    struct FromEnv {
+        #[command(flatten)]
+        delivery: ecrm_outbound::DeliveryConfig,
+    }
+    <FromEnv as clap::Parser>::try_parse_from(["ecrm-outbound"])
+        .map(|parsed| parsed.delivery)
+        .map_err(|error| BuildError::OutboundChannels(error.to_string()))
 }
 
 /// The key in the environment variable `env` when set, else the one in `data_dir/file`.
@@ -282,17 +300,30 @@ pub async fn build(
             })
         }
         "outbound" => {
-            // Its tokens read revocations from identity.
-            let auth = started
-                .auth_for(member.name, Scopes::empty().with(Scope::OutboundSend))
-                .await?;
+            // Its tokens read revocations from identity, ask consent whether a message may go
+            // and record one-click unsubscribes there, read addresses at profiles and
+            // segments' members at segmentation.
+            let scopes = Scopes::empty()
+                .with(Scope::OutboundSend)
+                .with(Scope::ConsentRead)
+                .with(Scope::ConsentWrite)
+                .with(Scope::ProfilesRead)
+                .with(Scope::SegmentsRead);
+            let auth = started.auth_for(member.name, scopes).await?;
+            let mut config = ecrm_outbound::OutboundConfig {
+                consent_url: started.urls.get("consent").cloned(),
+                profiles_url: started.urls.get("profiles").cloned(),
+                segmentation_url: started.urls.get("segmentation").cloned(),
+                delivery: outbound_channels()?,
+                ..ecrm_outbound::OutboundConfig::new(settings.outbound_master_key.clone())
+            };
+            config.unsubscribe.http_addr = settings.outbound_http;
+            config.unsubscribe.public_url = match std::env::var("ECRM_OUTBOUND_PUBLIC_URL") {
+                Ok(url) if !url.is_empty() => url,
+                _ => format!("http://{}", settings.outbound_http),
+            };
             Ok(Built {
-                routes: ecrm_outbound::build(
-                    context,
-                    ecrm_outbound::OutboundConfig::new(settings.outbound_master_key.clone()),
-                    auth,
-                )
-                .await?,
+                routes: ecrm_outbound::build(context, config, auth).await?,
                 notice: None,
             })
         }

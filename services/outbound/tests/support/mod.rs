@@ -8,6 +8,8 @@
     reason = "a test fails by panicking, helpers included"
 )]
 
+pub mod sending;
+
 use std::sync::Arc;
 
 use ecrm_auth::{Scope, Scopes};

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use ecrm_proto::ecrm::common::v1::LawfulBasis;
 
-use crate::consent_client::ConsentClient;
+use crate::consent_client::{ConsentClient, consent_channel};
 use crate::error::OutboundError;
+use crate::templates::domain::Channel;
 
 /// How long a purpose's kind is trusted before asking again.
 const REMEMBERED_FOR: Duration = Duration::from_secs(60);
@@ -35,9 +36,24 @@ impl PurposeKind {
     }
 }
 
+/// What outbound needs of a purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeFacts {
+    pub kind: PurposeKind,
+    /// Consent's channels of the purpose (`ecrm.consent.v1.Channel` values).
+    channels: Vec<i32>,
+}
+
+impl PurposeFacts {
+    /// Whether the purpose may use `channel` (webhooks are consent's PUSH).
+    pub fn covers(&self, channel: Channel) -> bool {
+        self.channels.contains(&i32::from(consent_channel(channel)))
+    }
+}
+
 pub struct Purposes {
     consent: Option<ConsentClient>,
-    known: Mutex<HashMap<String, (PurposeKind, Instant)>>,
+    known: Mutex<HashMap<String, (PurposeFacts, Instant)>>,
 }
 
 impl std::fmt::Debug for Purposes {
@@ -64,10 +80,10 @@ impl Purposes {
         })
     }
 
-    /// The purpose's kind; None when consent has no such purpose.
-    pub async fn kind(&self, key: &str) -> Result<Option<PurposeKind>, OutboundError> {
-        if let Some(kind) = self.remembered(key) {
-            return Ok(Some(kind));
+    /// The purpose's kind and channels; None when consent has no such purpose.
+    pub async fn facts(&self, key: &str) -> Result<Option<PurposeFacts>, OutboundError> {
+        if let Some(facts) = self.remembered(key) {
+            return Ok(Some(facts));
         }
         let purpose = self
             .consent()?
@@ -77,16 +93,41 @@ impl Purposes {
         let Some(purpose) = purpose else {
             return Ok(None);
         };
-        let kind = PurposeKind::of(purpose.lawful_basis());
+        let facts = PurposeFacts {
+            kind: PurposeKind::of(purpose.lawful_basis()),
+            channels: purpose.channels,
+        };
         if let Ok(mut known) = self.known.lock() {
-            known.insert(key.to_owned(), (kind, Instant::now()));
+            known.insert(key.to_owned(), (facts.clone(), Instant::now()));
         }
-        Ok(Some(kind))
+        Ok(Some(facts))
     }
 
-    fn remembered(&self, key: &str) -> Option<PurposeKind> {
+    /// The purpose `field` names, which must exist and cover `channel`.
+    pub async fn usable(
+        &self,
+        field: &str,
+        key: &str,
+        channel: Channel,
+    ) -> Result<PurposeKind, OutboundError> {
+        let facts = self.facts(key).await?.ok_or_else(|| {
+            OutboundError::invalid(field, "no such purpose in the consent service")
+        })?;
+        if !facts.covers(channel) {
+            return Err(OutboundError::invalid(
+                field,
+                format!(
+                    "purpose {key:?} does not cover the {} channel in the consent service",
+                    channel.as_str()
+                ),
+            ));
+        }
+        Ok(facts.kind)
+    }
+
+    fn remembered(&self, key: &str) -> Option<PurposeFacts> {
         let known = self.known.lock().ok()?;
-        let (kind, at) = known.get(key)?;
-        (at.elapsed() < REMEMBERED_FOR).then_some(*kind)
+        let (facts, at) = known.get(key)?;
+        (at.elapsed() < REMEMBERED_FOR).then(|| facts.clone())
     }
 }

@@ -132,6 +132,13 @@ async fn transactional_messages_go_only_for_contract_purposes_and_name_bad_field
         (order_confirmation(&subject, ""), "idempotency_key"),
         (
             pb::SendTransactionalRequest {
+                channel: pb::Channel::Unspecified.into(),
+                ..order_confirmation(&subject, "k7")
+            },
+            "channel",
+        ),
+        (
+            pb::SendTransactionalRequest {
                 purpose_key: "no_such_purpose".to_owned(),
                 ..order_confirmation(&subject, "k6")
             },

@@ -143,13 +143,10 @@ impl Campaigns {
         }
     }
 
-    async fn kind(&self, purpose: &str) -> Result<PurposeKind, OutboundError> {
-        self.purposes.kind(purpose).await?.ok_or_else(|| {
-            OutboundError::invalid(
-                "campaign.purpose_key",
-                "no such purpose in the consent service",
-            )
-        })
+    async fn kind(&self, purpose: &str, channel: Channel) -> Result<PurposeKind, OutboundError> {
+        self.purposes
+            .usable("campaign.purpose_key", purpose, channel)
+            .await
     }
 
     pub async fn create(&self, by: String, new: NewCampaign) -> Result<CampaignRow, OutboundError> {
@@ -195,7 +192,7 @@ impl Campaigns {
                 new.channel.as_str()
             )));
         }
-        let kind = self.kind(&new.purpose_key).await?;
+        let kind = self.kind(&new.purpose_key, new.channel).await?;
         let row = CampaignRow {
             campaign_id: Uuid::now_v7(),
             name,
@@ -283,7 +280,8 @@ impl Campaigns {
             return Err(wrong_state(&row, "only a draft starts"));
         }
         // The purpose's basis as it is now, not as it was when the draft was made.
-        let marketing = self.kind(&row.purpose_key).await? == PurposeKind::Marketing;
+        let channel = Channel::parse(&row.channel).ok_or(OutboundError::Corrupt)?;
+        let marketing = self.kind(&row.purpose_key, channel).await? == PurposeKind::Marketing;
         let members = match (&row.segment, &self.segments) {
             (Some(segment), Some(segments)) => {
                 Some(segments.members(segment).await.map_err(|status| {

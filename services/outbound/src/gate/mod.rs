@@ -106,6 +106,14 @@ struct Local {
     templates: HashMap<(String, String, String), TemplateRow>,
 }
 
+/// Why consent gave no verdict on a group of messages.
+enum Refusal {
+    /// It refused the question.
+    Refused(String),
+    /// It did not answer.
+    Unavailable(String),
+}
+
 fn consent_block(verdict: &ConsentVerdict) -> Verdict {
     let reason = match verdict.reason {
         ConsentReason::Withdrawn => Reason::Withdrawn,
@@ -175,7 +183,10 @@ impl Gate {
                     Some(verdict) => Some(consent_block(verdict)),
                     None => Some(unavailable("consent gave no answer".to_owned())),
                 },
-                Some(Err(error)) => Some(unavailable(format!("consent: {error}"))),
+                Some(Err(Refusal::Refused(detail))) => {
+                    Some(Verdict::blocked(Reason::NeverAsked, detail.clone()))
+                }
+                Some(Err(Refusal::Unavailable(detail))) => Some(unavailable(detail.clone())),
                 None => Some(unavailable("consent was not asked".to_owned())),
             };
         }
@@ -272,7 +283,7 @@ impl Gate {
         &self,
         batch: &[MessageRow],
         verdicts: &[Option<Verdict>],
-    ) -> HashMap<(String, String), Result<HashMap<Uuid, ConsentVerdict>, String>> {
+    ) -> HashMap<(String, String), Result<HashMap<Uuid, ConsentVerdict>, Refusal>> {
         let mut groups: HashMap<(String, String), Vec<Uuid>> = HashMap::new();
         for (message, verdict) in batch.iter().zip(verdicts) {
             if verdict.is_none() {
@@ -285,12 +296,24 @@ impl Gate {
         let mut answers = HashMap::new();
         for ((purpose, channel_name), subjects) in groups {
             let answer = match (self.purposes.consent(), Channel::parse(&channel_name)) {
-                (Err(error), _) => Err(error.to_string()),
-                (_, None) => Err("unknown channel".to_owned()),
-                (Ok(consent), Some(channel)) => consent
-                    .check(&purpose, channel, &subjects)
-                    .await
-                    .map_err(|error| error.to_string()),
+                (Err(error), _) => Err(Refusal::Unavailable(error.to_string())),
+                (_, None) => Err(Refusal::Refused("unknown channel".to_owned())),
+                (Ok(consent), Some(channel)) => {
+                    consent
+                        .check(&purpose, channel, &subjects)
+                        .await
+                        .map_err(|error| match error.status.code() {
+                            // Consent answered, and the question itself is wrong: the purpose
+                            // is gone or does not cover the channel. Asking again won't help.
+                            tonic::Code::InvalidArgument
+                            | tonic::Code::NotFound
+                            | tonic::Code::FailedPrecondition => Refusal::Refused(format!(
+                                "consent refused the check: {}",
+                                error.status.message()
+                            )),
+                            _ => Refusal::Unavailable(format!("consent: {error}")),
+                        })
+                }
             };
             answers.insert((purpose, channel_name), answer);
         }

@@ -259,21 +259,16 @@ impl Messages {
                 request.channel.as_str()
             )));
         }
-        match self.purposes.kind(&request.purpose_key).await? {
-            None => {
-                return Err(OutboundError::invalid(
-                    "purpose_key",
-                    "no such purpose in the consent service",
-                ));
-            }
-            Some(PurposeKind::Marketing) => {
-                return Err(OutboundError::FailedPrecondition(format!(
-                    "purpose {:?} does not rest on a contract or a legal obligation: \
-                     marketing messages are sent through campaigns",
-                    request.purpose_key
-                )));
-            }
-            Some(PurposeKind::Transactional) => {}
+        let kind = self
+            .purposes
+            .usable("purpose_key", &request.purpose_key, request.channel)
+            .await?;
+        if kind == PurposeKind::Marketing {
+            return Err(OutboundError::FailedPrecondition(format!(
+                "purpose {:?} does not rest on a contract or a legal obligation: \
+                 marketing messages are sent through campaigns",
+                request.purpose_key
+            )));
         }
         let now = Utc::now();
         let row = MessageRow {

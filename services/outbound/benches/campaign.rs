@@ -95,6 +95,12 @@ fn outbound_config(master_key: &str, smtp_url: &str) -> OutboundConfig {
 
 /// The child: outbound's workers only, until killed.
 fn child() {
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -137,6 +143,21 @@ fn child() {
         outbound.start();
         shutdown.cancelled().await;
     });
+}
+
+/// CPU time `pid` has used (user and system), in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // The kernel's USER_HZ is 100 on Linux.
+    ticks / 100.0
 }
 
 /// Peak resident set of `pid`, in MiB.
@@ -403,6 +424,7 @@ async fn run(recipients: usize) {
         .unwrap();
     let pid = child.id();
     let started = Instant::now();
+    let here_before = cpu_seconds("self");
     let mut peak = 0.0_f64;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -418,6 +440,8 @@ async fn run(recipients: usize) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     peak = peak.max(peak_rss_mib(pid));
+    let outbound_cpu = cpu_seconds(&pid.to_string());
+    let here_cpu = cpu_seconds("self") - here_before;
     child.kill().unwrap();
     child.wait().unwrap();
     let stats = campaigns
@@ -431,7 +455,7 @@ async fn run(recipients: usize) {
         .unwrap()
         .into_inner();
     println!(
-        "campaign of {recipients}: {:.0} messages/s ({elapsed:.1} s), outbound peak RSS {peak:.1} MiB; stats: sent {}, blocked {}, failed {}, deferred {}",
+        "campaign of {recipients}: {:.0} messages/s ({elapsed:.1} s), outbound peak RSS {peak:.1} MiB, CPU: outbound {outbound_cpu:.1} s, profiles and consent {here_cpu:.1} s; stats: sent {}, blocked {}, failed {}, deferred {}",
         recipients as f64 / elapsed,
         stats.sent,
         stats.blocked,

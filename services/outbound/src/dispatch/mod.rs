@@ -160,7 +160,9 @@ impl Dispatcher {
         if batch.is_empty() {
             return Ok(0);
         }
+        let timer = std::time::Instant::now();
         let verdicts = self.gate.clear(worker, &batch, now).await?;
+        let gated_in = timer.elapsed();
         let mut refused = Vec::new();
         let mut cleared = Vec::new();
         for (message, verdict) in batch.iter().zip(verdicts) {
@@ -244,6 +246,12 @@ impl Dispatcher {
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect::<Vec<()>>()
             .await;
+        tracing::debug!(
+            claimed,
+            gate_ms = gated_in.as_millis(),
+            round_ms = timer.elapsed().as_millis(),
+            "outbound worker round"
+        );
         Ok(claimed)
     }
 

@@ -624,7 +624,10 @@ async fn a_request_is_carried_out_everywhere(up: &Up, password: &str, subject: &
             let mut services: Vec<&str> =
                 request.tasks.iter().map(|t| t.service.as_str()).collect();
             services.sort_unstable();
-            assert_eq!(services, ["consent", "profiles", "segmentation"]);
+            assert_eq!(
+                services,
+                ["consent", "outbound", "profiles", "segmentation"]
+            );
             return;
         }
         assert!(

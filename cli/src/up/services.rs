@@ -267,7 +267,7 @@ pub async fn build(
                 .with(Scope::ProfilesRead)
                 .with(Scope::PrivacyExecute);
             let auth = started.auth_for(member.name, scopes).await?;
-            let personal_data = ["profiles", "consent", "segmentation"]
+            let personal_data = ["profiles", "consent", "segmentation", "outbound"]
                 .into_iter()
                 .filter_map(|name| Some(format!("{name}={}", started.urls.get(name)?)))
                 .collect();

@@ -12,6 +12,7 @@ mod dispatch;
 mod error;
 mod gate;
 mod messages;
+mod privacy;
 mod profiles_client;
 mod purposes;
 mod schema;
@@ -31,6 +32,7 @@ use ecrm_proto::ecrm::outbound::v1::campaigns_server::CampaignsServer;
 use ecrm_proto::ecrm::outbound::v1::messages_server::MessagesServer;
 use ecrm_proto::ecrm::outbound::v1::suppressions_server::SuppressionsServer;
 use ecrm_proto::ecrm::outbound::v1::templates_server::TemplatesServer;
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use tokio::net::TcpListener;
 
 use crate::consent_client::ConsentClient;
@@ -106,6 +108,7 @@ pub struct Outbound {
     dispatcher: Arc<Dispatcher>,
     links: Arc<UnsubscribeLinks>,
     unsubscribes: Arc<unsubscribe::domain::Unsubscribes>,
+    privacy: Arc<privacy::domain::Privacy>,
     verifier: Verifier,
     context: ServiceContext,
 }
@@ -186,6 +189,7 @@ impl Outbound {
                 suppressions.clone(),
                 settings,
             )),
+            privacy: Arc::new(privacy::domain::Privacy::new(db.clone())),
             unsubscribes: Arc::new(unsubscribe::domain::Unsubscribes::new(
                 db,
                 peers.consent,
@@ -229,6 +233,11 @@ impl Outbound {
             .with(CampaignsServer::new(campaigns::grpc::CampaignsService {
                 campaigns: self.campaigns.clone(),
             }))
+            .with(PersonalDataServer::new(
+                privacy::grpc::PersonalDataService {
+                    privacy: self.privacy.clone(),
+                },
+            ))
     }
 
     /// The HTTP routes: the one-click unsubscribe endpoint. Serve them with

@@ -39,6 +39,15 @@ pub mod outbound {
     }
 
     diesel::table! {
+        outbound.erasures (request_id) {
+            request_id -> Uuid,
+            subject_id -> Uuid,
+            receipt -> Jsonb,
+            completed_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         outbound.messages (message_id) {
             message_id -> Uuid,
             subject_id -> Uuid,
@@ -64,6 +73,14 @@ pub mod outbound {
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
             sent_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
+        outbound.restrictions (subject_id) {
+            subject_id -> Uuid,
+            restricted_at -> Timestamptz,
+            request_id -> Uuid,
         }
     }
 
@@ -118,7 +135,9 @@ pub mod outbound {
         campaign_recipients,
         campaigns,
         channel_pauses,
+        erasures,
         messages,
+        restrictions,
         suppressions,
         templates,
         unsubscribes,

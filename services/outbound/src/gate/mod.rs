@@ -98,6 +98,8 @@ impl std::fmt::Debug for Gate {
 
 /// What the gate reads from its own database for a batch.
 struct Local {
+    /// Subjects whose processing is restricted here (Art. 18, through `PersonalData`).
+    restricted: HashSet<Uuid>,
     /// (purpose, subject) with a one-click unsubscription not yet in the consent ledger.
     unsubscribed: HashSet<(String, Uuid)>,
     /// Suppressed (channel, address index, scope) triples among the batch's addresses.
@@ -338,10 +340,12 @@ impl Gate {
         let mut by_purpose: HashMap<String, Vec<Uuid>> = HashMap::new();
         let mut indexes: HashSet<(String, String)> = HashSet::new();
         let mut keys: HashSet<(String, String)> = HashSet::new();
+        let mut subjects: Vec<Uuid> = Vec::new();
         for ((message, verdict), address) in batch.iter().zip(verdicts).zip(addresses) {
             if verdict.is_some() {
                 continue;
             }
+            subjects.push(message.subject_id);
             if message.marketing {
                 by_purpose
                     .entry(message.purpose_key.clone())
@@ -358,6 +362,7 @@ impl Gate {
         }
         self.db
             .run(move |conn| {
+                let restricted = crate::privacy::store::list_restricted(conn, &subjects)?;
                 let mut unsubscribed = HashSet::new();
                 for (purpose, subjects) in by_purpose {
                     for subject in pending_withdrawals(conn, &purpose, &subjects)? {
@@ -378,6 +383,7 @@ impl Gate {
                     }
                 }
                 Ok::<_, OutboundError>(Local {
+                    restricted,
                     unsubscribed,
                     suppressed,
                     templates,
@@ -399,6 +405,12 @@ impl Gate {
             reason: Reason::ChannelNotConfigured,
             detail: "unknown channel".to_owned(),
         })?;
+        if local.restricted.contains(&message.subject_id) {
+            return Err(Verdict::blocked(
+                Reason::Restricted,
+                "outbound: processing is restricted",
+            ));
+        }
         let contact = contact.ok_or_else(|| {
             Verdict::blocked(Reason::UnknownSubject, "profiles has no such subject")
         })?;

@@ -45,9 +45,28 @@ pub enum Error {
     Build(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("harness task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error(
+        "no python3 that can import aiosmtpd for the smtp sink: install Debian's python3-aiosmtpd"
+    )]
+    NoAiosmtpd,
+    #[error("smtp sink: cannot {context}")]
+    SinkIo {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the smtp sink did not start: {reason}")]
+    SinkStart { reason: String },
+    #[error("cannot make the smtp sink's certificate")]
+    Certificate(#[source] rcgen::Error),
 }
 
 impl Error {
+    pub(crate) fn sink_io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::SinkIo { context, source }
+    }
+
     pub(crate) fn query(context: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> Self {
         let context = context.into();
         move |source| Self::Query { context, source }

@@ -25,7 +25,8 @@ pub struct DeliveryConfig {
     /// How many SMTP connections are kept open to the relay at most.
     #[arg(long = "smtp-pool-size", env = "ECRM_OUTBOUND_SMTP_POOL_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub smtp_pool_size: u32,
-    /// How long one SMTP step (connecting, a command, the message) may take, in seconds.
+    /// How long connecting to the relay may take, and then sending one message in all, in
+    /// seconds.
     #[arg(long = "smtp-timeout-secs", env = "ECRM_OUTBOUND_SMTP_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub smtp_timeout_secs: u64,
     /// The SMS provider's endpoint messages are POSTed to as JSON.

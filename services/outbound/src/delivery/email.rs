@@ -4,48 +4,22 @@ use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::client::TlsParameters;
 use lettre::transport::smtp::response::Response;
-use lettre::transport::smtp::{Error as SmtpError, PoolConfig};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use lettre::{Address, Message};
 
 use super::Outcome;
 use super::config::DeliveryConfig;
+use super::smtp::{Pool, Security, SendError, parse_relay, read_roots};
 use crate::error::OutboundError;
 use crate::gate::Cleared;
 
 pub(super) struct Email {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: Pool,
     from: Mailbox,
     /// The domain of the sender, which ends every Message-ID.
     domain: String,
-}
-
-/// How the connection to the relay is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Security {
-    /// Plain text throughout: a relay on the same host or network only.
-    None,
-    /// STARTTLS when the relay offers it, plain text otherwise.
-    Opportunistic,
-    /// STARTTLS or no mail at all.
-    Required,
-    /// TLS from the first byte (`smtps://`).
-    Wrapper,
-}
-
-/// The relay as --smtp-url describes it.
-#[derive(Debug, PartialEq, Eq)]
-struct Relay {
-    host: String,
-    port: u16,
-    security: Security,
-    credentials: Option<(String, String)>,
-    hello: Option<String>,
 }
 
 impl Email {
@@ -78,29 +52,12 @@ impl Email {
             }
             tls = tls.add_root_certificate(read_roots(path)?);
         }
-        let tls = || {
-            tls.clone().build_rustls().map_err(|error| {
-                OutboundError::invalid("--smtp-ca-file", format!("cannot set up TLS: {error}"))
-            })
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&relay.host)
-            .port(relay.port)
-            .timeout(Some(Duration::from_secs(config.smtp_timeout_secs)))
-            .pool_config(PoolConfig::new().max_size(config.smtp_pool_size))
-            .tls(match relay.security {
-                Security::None => Tls::None,
-                Security::Opportunistic => Tls::Opportunistic(tls()?),
-                Security::Required => Tls::Required(tls()?),
-                Security::Wrapper => Tls::Wrapper(tls()?),
-            });
-        if let Some((user, password)) = relay.credentials {
-            builder = builder.credentials(Credentials::new(user, password));
-        }
-        if let Some(hello) = relay.hello {
-            builder = builder.hello_name(ClientId::Domain(hello));
-        }
+        let tls = tls.build_rustls().map_err(|error| {
+            OutboundError::invalid("--smtp-ca-file", format!("cannot set up TLS: {error}"))
+        })?;
+        let timeout = Duration::from_secs(config.smtp_timeout_secs);
         Ok(Some(Self {
-            transport: builder.build(),
+            pool: Pool::new(relay, tls, timeout, config.smtp_pool_size),
             from,
             domain,
         }))
@@ -122,11 +79,14 @@ impl Email {
                 };
             }
         };
-        match self.transport.send(mail).await {
+        match self.pool.send(mail.envelope(), &mail.formatted()).await {
             Ok(response) => Outcome::Delivered {
                 provider_id: queue_id(&response),
             },
-            Err(error) => classify(&error),
+            Err(SendError::TimedOut) => Outcome::Transient {
+                detail: "smtp timed out".to_owned(),
+            },
+            Err(SendError::Smtp(error)) => classify(&error),
         }
     }
 
@@ -151,79 +111,6 @@ impl Email {
         }
         mail.singlepart(SinglePart::html(message.body().to_owned()))
     }
-}
-
-/// The relay of an `smtp://` or `smtps://` URL. Errors never quote the URL: it may hold a
-/// password.
-fn parse_relay(value: &str) -> Result<Relay, OutboundError> {
-    let invalid = |reason: &str| OutboundError::invalid("--smtp-url", reason);
-    let url = url::Url::parse(value).map_err(|error| invalid(&format!("not a URL: {error}")))?;
-    let host = match url.host() {
-        Some(url::Host::Domain(domain)) if !domain.is_empty() => domain.to_owned(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => return Err(invalid("the relay's host is missing")),
-    };
-    let mut tls = None;
-    for (key, value) in url.query_pairs() {
-        match (key.as_ref(), tls) {
-            ("tls", None) => tls = Some(value.into_owned()),
-            _ => {
-                return Err(invalid(
-                    "the only query parameter is tls=none|opportunistic|required",
-                ));
-            }
-        }
-    }
-    let security = match (url.scheme(), tls.as_deref()) {
-        ("smtp", None | Some("none")) => Security::None,
-        ("smtp", Some("opportunistic")) => Security::Opportunistic,
-        ("smtp", Some("required")) => Security::Required,
-        ("smtps", None) => Security::Wrapper,
-        ("smtp", Some(_)) => return Err(invalid("tls is none, opportunistic or required")),
-        ("smtps", Some(_)) => return Err(invalid("smtps:// is TLS already: no tls parameter")),
-        _ => return Err(invalid("an smtp:// or smtps:// URL")),
-    };
-    let port = url.port().unwrap_or(match security {
-        Security::None => 25,
-        Security::Opportunistic | Security::Required => 587,
-        Security::Wrapper => 465,
-    });
-    let decode = |text: &str| {
-        percent_encoding::percent_decode_str(text)
-            .decode_utf8()
-            .map(|text| text.into_owned())
-            .map_err(|_| invalid("the credentials are not percent-encoded UTF-8"))
-    };
-    let credentials = match (url.username(), url.password()) {
-        ("", None) => None,
-        (user, Some(password)) if !user.is_empty() => Some((decode(user)?, decode(password)?)),
-        _ => return Err(invalid("credentials need both a user and a password")),
-    };
-    let hello = Some(url.path().trim_matches('/'))
-        .filter(|name| !name.is_empty())
-        .map(str::to_owned);
-    Ok(Relay {
-        host,
-        port,
-        security,
-        credentials,
-        hello,
-    })
-}
-
-/// The certificates of a PEM file, to trust as roots; the file must hold at least one.
-fn read_roots(path: &std::path::Path) -> Result<Certificate, OutboundError> {
-    let invalid = |reason: String| OutboundError::invalid("--smtp-ca-file", reason);
-    let pem = std::fs::read(path).map_err(|error| invalid(format!("cannot read it: {error}")))?;
-    let count = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| invalid(format!("not PEM: {error}")))?
-        .len();
-    if count == 0 {
-        return Err(invalid("holds no certificate".to_owned()));
-    }
-    Certificate::from_pem(&pem).map_err(|error| invalid(format!("not a certificate: {error}")))
 }
 
 /// What an SMTP failure means for the message.
@@ -310,75 +197,6 @@ fn queue_id(response: &Response) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn relay(url: &str) -> Relay {
-        parse_relay(url).unwrap()
-    }
-
-    fn refused(url: &str) -> String {
-        match parse_relay(url) {
-            Err(OutboundError::InvalidArgument { field, reason }) => {
-                assert_eq!(field, "--smtp-url");
-                assert!(!reason.contains("hunter2"), "{reason}");
-                reason
-            }
-            other => panic!("{url} gave {other:?}"),
-        }
-    }
-
-    #[test]
-    fn smtp_urls_name_host_port_tls_and_credentials() {
-        assert_eq!(
-            relay("smtp://127.0.0.1:2525"),
-            Relay {
-                host: "127.0.0.1".to_owned(),
-                port: 2525,
-                security: Security::None,
-                credentials: None,
-                hello: None,
-            }
-        );
-        assert_eq!(
-            relay("smtp://ops%40shop.example:p%2Fss@mail.example?tls=required"),
-            Relay {
-                host: "mail.example".to_owned(),
-                port: 587,
-                security: Security::Required,
-                credentials: Some(("ops@shop.example".to_owned(), "p/ss".to_owned())),
-                hello: None,
-            }
-        );
-        let wrapped = relay("smtps://mail.example/client.shop.example");
-        assert_eq!((wrapped.port, wrapped.security), (465, Security::Wrapper));
-        assert_eq!(wrapped.hello.as_deref(), Some("client.shop.example"));
-        assert_eq!(relay("smtp://mail.example").port, 25);
-        assert_eq!(
-            relay("smtp://mail.example?tls=none").security,
-            Security::None
-        );
-        assert_eq!(
-            relay("smtp://mail.example?tls=opportunistic").security,
-            Security::Opportunistic
-        );
-        assert_eq!(relay("smtp://[::1]:25").host, "::1");
-    }
-
-    #[test]
-    fn bad_smtp_urls_are_refused_without_quoting_them() {
-        for bad in [
-            "mail.example",
-            "http://mail.example",
-            "smtp://user:hunter2@mail.example?tls=maybe",
-            "smtps://user:hunter2@mail.example?tls=required",
-            "smtp://user:hunter2@mail.example?tls=required&tls=none",
-            "smtp://user:hunter2@mail.example?pool=4",
-            "smtp://:hunter2@mail.example",
-            "smtp://user@mail.example",
-            "smtp://user:%FF%FE@mail.example",
-        ] {
-            refused(bad);
-        }
-    }
 
     #[test]
     fn a_4xx_reply_asks_to_slow_down() {

@@ -5,6 +5,7 @@ mod config;
 mod email;
 mod http;
 mod sms;
+mod smtp;
 mod webhook;
 
 #[cfg(test)]
@@ -61,8 +62,8 @@ impl std::fmt::Debug for Channels {
 }
 
 impl Channels {
-    /// The channels `config` sets up; a bad value is named by its flag. Call it inside a
-    /// Tokio runtime: the SMTP pool starts its cleaner task there.
+    /// The channels `config` sets up; a bad value is named by its flag. Nothing is
+    /// connected yet: each provider is first reached by the first message sent to it.
     pub fn from_config(config: &DeliveryConfig) -> Result<Self, OutboundError> {
         let needs_http = config.sms_url.is_some() || config.webhook_url.is_some();
         let client = if needs_http {

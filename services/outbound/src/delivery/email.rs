@@ -86,6 +86,9 @@ impl Email {
             Err(SendError::TimedOut) => Outcome::Transient {
                 detail: "smtp timed out".to_owned(),
             },
+            Err(SendError::Unreachable(error)) => Outcome::Transient {
+                detail: format!("smtp relay unreachable: {}", error.kind()),
+            },
             Err(SendError::Smtp(error)) => classify(&error),
         }
     }

@@ -6,12 +6,14 @@
 pub mod store;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ecrm_platform::Db;
 use futures::StreamExt;
+use futures::future::Either;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -21,6 +23,7 @@ use crate::delivery::{Channels, Outcome as Delivery};
 use crate::error::OutboundError;
 use crate::gate::{Cleared, Gate, Verdict};
 use crate::messages::domain::{Reason, Status};
+use crate::messages::store::MessageRow;
 use crate::suppressions::domain::{Reason as SuppressionReason, Scope, Suppressions};
 use crate::templates::domain::Channel;
 
@@ -160,6 +163,46 @@ impl Dispatcher {
         if batch.is_empty() {
             return Ok(0);
         }
+        let claimed = batch.len();
+        self.holding_claims(worker, self.settle(worker, batch, now, shutdown))
+            .await?;
+        Ok(claimed)
+    }
+
+    /// Runs `work`, extending `worker`'s claims every third of a claim meanwhile: a batch
+    /// slower than one claim (a slow provider, a long batch) is not taken over and sent a second
+    /// time by another worker, while the claims of a worker that died lapse.
+    async fn holding_claims<T>(&self, worker: Uuid, work: impl Future<Output = T>) -> T {
+        let period = (self.settings.claim / 3).max(Duration::from_millis(100));
+        let heartbeat = async {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let until = Utc::now() + to_chrono(self.settings.claim);
+                let extended = self
+                    .db
+                    .run(move |conn| Ok::<_, OutboundError>(store::extend(conn, worker, until)?))
+                    .await;
+                if let Err(error) = extended {
+                    tracing::warn!(%error, "could not extend a worker's claims");
+                }
+            }
+        };
+        match futures::future::select(std::pin::pin!(work), std::pin::pin!(heartbeat)).await {
+            Either::Left((output, _)) => output,
+            Either::Right(((), work)) => work.await,
+        }
+    }
+
+    /// A claimed batch: cleared, sent, written down.
+    async fn settle(
+        &self,
+        worker: Uuid,
+        batch: Vec<MessageRow>,
+        now: DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), OutboundError> {
         let timer = std::time::Instant::now();
         let verdicts = self.gate.clear(worker, &batch, now).await?;
         let gated_in = timer.elapsed();
@@ -195,7 +238,6 @@ impl Dispatcher {
         }
         let attempts: HashMap<Uuid, i32> =
             batch.iter().map(|m| (m.message_id, m.attempts)).collect();
-        let claimed = batch.len();
         self.db
             .run(move |conn| {
                 for (id, outcome) in &refused {
@@ -247,12 +289,12 @@ impl Dispatcher {
             .collect::<Vec<()>>()
             .await;
         tracing::debug!(
-            claimed,
+            claimed = batch.len(),
             gate_ms = gated_in.as_millis(),
             round_ms = timer.elapsed().as_millis(),
             "outbound worker round"
         );
-        Ok(claimed)
+        Ok(())
     }
 
     /// What a delivery means for the message, and for its channel and address.

@@ -135,6 +135,13 @@ pub fn finish(
     .map(|n| n > 0)
 }
 
+/// Extends the claims `worker` still holds to `until`; returns how many.
+pub fn extend(conn: &mut PgConnection, worker: Uuid, until: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::update(messages::table.filter(messages::claimed_by.eq(worker)))
+        .set(messages::claimed_until.eq(until))
+        .execute(conn)
+}
+
 /// Gives up `worker`'s claims, as they were, for another worker to take now.
 pub fn release(conn: &mut PgConnection, worker: Uuid) -> QueryResult<usize> {
     diesel::update(messages::table.filter(messages::claimed_by.eq(worker)))

@@ -40,6 +40,10 @@ pub struct Options {
     pub workers: usize,
     pub claim_secs: u64,
     pub segmentation: bool,
+    /// Attempts reaching a provider before a message fails.
+    pub max_attempts: u32,
+    /// Whether the SMS channel has a provider.
+    pub sms: bool,
 }
 
 impl Default for Options {
@@ -50,6 +54,8 @@ impl Default for Options {
             workers: 1,
             claim_secs: 120,
             segmentation: false,
+            max_attempts: 5,
+            sms: true,
         }
     }
 }
@@ -138,6 +144,12 @@ impl Sending {
         config.claim_secs = options.claim_secs;
         config.retry_base_secs = 1;
         config.rate_limit_pause_secs = 1;
+        config.max_attempts = options.max_attempts;
+        if !options.sms {
+            config.delivery.sms_url = None;
+            config.delivery.sms_token = None;
+            config.delivery.sms_sender = None;
+        }
         config.idle = Duration::from_millis(50);
         config.unsubscribe.retry = ecrm_outbound::unsubscribe::ForwardRetry {
             poll: Duration::from_millis(50),
@@ -475,6 +487,44 @@ impl Sending {
 
     pub fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    /// Another outbound process configured by `config`, with its own connection pool to the
+    /// suite's database, stopped by cancelling `shutdown`. Build it inside the runtime it is to
+    /// run on: its SMTP pool and its workers live there.
+    pub async fn another_process(
+        &self,
+        shutdown: &CancellationToken,
+        config: &OutboundConfig,
+    ) -> Outbound {
+        Outbound::connected(
+            &ServiceContext::new(self.database.db(&SERVICE).await.unwrap(), shutdown.clone()),
+            config,
+            self.auth.verifier("outbound").await,
+            Peers::connect(
+                Some(self.consent.channel()),
+                Some(self.profiles.channel()),
+                self.segmentation.as_ref().map(TestServer::channel),
+                self.auth.clone(),
+            ),
+        )
+        .unwrap()
+    }
+
+    /// Runs `sql`, a query giving one bigint column named `count`, on the suite's database as
+    /// its administrator.
+    pub fn sql_count(&self, sql: &str) -> i64 {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            count: i64,
+        }
+        let mut conn = diesel::PgConnection::establish(self.database.admin_url().expose()).unwrap();
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .count
     }
 }
 

@@ -260,12 +260,14 @@ pub async fn build(
             })
         }
         "consent" => {
-            // Its tokens read revocations from identity, find subjects at profiles, and carry
-            // data subject requests out at every service holding personal data.
+            // Its tokens read revocations from identity, find subjects at profiles, carry
+            // data subject requests out at every service holding personal data, and have
+            // outbound email requesters their verification codes.
             let scopes = Scopes::empty()
                 .with(Scope::ConsentRead)
                 .with(Scope::ProfilesRead)
-                .with(Scope::PrivacyExecute);
+                .with(Scope::PrivacyExecute)
+                .with(Scope::OutboundSend);
             let auth = started.auth_for(member.name, scopes).await?;
             let personal_data = ["profiles", "consent", "segmentation", "outbound"]
                 .into_iter()
@@ -273,6 +275,7 @@ pub async fn build(
                 .collect();
             let config = ecrm_consent::ConsentConfig {
                 profiles_url: started.urls.get("profiles").cloned(),
+                outbound_url: started.urls.get("outbound").cloned(),
                 personal_data,
                 ..ecrm_consent::ConsentConfig::new(settings.consent_master_key.clone())
             };

@@ -330,6 +330,15 @@ const METHODS: &[(&str, Access)] = &[
         "ecrm.consent.v1.DataSubjectRequests/VerifyRequester",
         Access::Scope(Scope::DsrManage),
     ),
+    // The requester's own proof, relayed by whoever took the request (a web form).
+    (
+        "ecrm.consent.v1.DataSubjectRequests/ConfirmRequester",
+        Access::Scope(Scope::DsrSubmit),
+    ),
+    (
+        "ecrm.consent.v1.DataSubjectRequests/ResendVerificationCode",
+        Access::Scope(Scope::DsrSubmit),
+    ),
     (
         "ecrm.consent.v1.DataSubjectRequests/ApproveRequest",
         Access::Scope(Scope::DsrManage),

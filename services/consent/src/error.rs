@@ -29,6 +29,9 @@ pub enum ConsentError {
     Db(#[from] DbError),
     #[error("a stored value is malformed")]
     Corrupt,
+    /// The system's random number generator failed.
+    #[error("a cryptographic operation failed")]
+    Crypto,
 }
 
 impl ConsentError {
@@ -65,7 +68,7 @@ impl From<ConsentError> for Status {
                 Status::unavailable(format!("the {service} service is unavailable; retry"))
             }
             ConsentError::Db(db) => db.into(),
-            ConsentError::Corrupt => internal_summary(&error.to_string()),
+            ConsentError::Corrupt | ConsentError::Crypto => internal_summary(&error.to_string()),
         }
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod follow;
 mod ledger;
 mod orchestration;
+mod outbound_messages;
 mod privacy;
 mod profiles_directory;
 mod purposes;
@@ -25,6 +26,7 @@ use ecrm_proto::ecrm::consent::v1::purposes_server::PurposesServer;
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 
 pub use crate::config::ConsentConfig;
+pub use crate::dsr::verification::PURPOSE_KEY as VERIFICATION_PURPOSE;
 pub use crate::error::ConsentError;
 pub use crate::ledger::domain::MAX_CHECK_SUBJECTS;
 pub use crate::orchestration::worker::Target as PersonalDataTarget;
@@ -47,6 +49,7 @@ pub struct Consent {
     purposes: Arc<purposes::domain::Purposes>,
     ledger: Arc<ledger::domain::Ledger>,
     requests: Arc<dsr::domain::Requests>,
+    verification: Arc<dsr::verification::Verification>,
     documents: Arc<orchestration::documents::Documents>,
     privacy: Arc<privacy::domain::Privacy>,
     directory: Option<Arc<ProfilesDirectory>>,
@@ -92,6 +95,11 @@ impl Consent {
             config.master_key.0.clone(),
             Arc::new(documents_key),
         ));
+        let verification = Arc::new(dsr::verification::Verification::new(
+            &config.master_key.0,
+            config.verification_template.clone(),
+            config.verification_code_ttl,
+        )?);
         Ok(Self {
             documents,
             context: context.clone(),
@@ -103,7 +111,9 @@ impl Consent {
                 context.db.clone(),
                 Vec::new(),
                 config.master_key.0.clone(),
+                verification.clone(),
             )),
+            verification,
             privacy: Arc::new(privacy::domain::Privacy::new(context.db.clone())),
             directory: None,
             verifier,
@@ -123,6 +133,7 @@ impl Consent {
             self.context.db.clone(),
             names,
             self.master.clone(),
+            self.verification.clone(),
         ));
         let worker = Arc::new(orchestration::worker::Orchestrator::new(
             self.context.db.clone(),
@@ -151,6 +162,30 @@ impl Consent {
         )
         .spawn(self.context.shutdown.clone());
         self
+    }
+
+    /// Emails requesters the code that verifies them through `outbound`, calling it with
+    /// `tokens`; first defines the purpose those emails are sent for (`dsr_verification`,
+    /// a legal obligation) unless it is defined already.
+    pub async fn with_outbound(
+        mut self,
+        outbound: tonic::transport::Channel,
+        tokens: Arc<dyn ecrm_auth::TokenSource>,
+    ) -> Result<Self, ConsentError> {
+        match self.purposes.define(dsr::verification::purpose()?).await {
+            Ok(_) => {}
+            // An operator defined it first: theirs stands, and outbound refuses to send for it
+            // unless it rests on a legal obligation or a contract.
+            Err(ConsentError::AlreadyExists(_)) => tracing::warn!(
+                purpose = dsr::verification::PURPOSE_KEY,
+                "the verification purpose is defined otherwise; kept as it is"
+            ),
+            Err(error) => return Err(error),
+        }
+        let sender = outbound_messages::OutboundMessages::new(outbound, tokens);
+        self.verification = Arc::new(self.verification.with_outbound(sender));
+        self.requests = Arc::new(self.requests.with_verification(self.verification.clone()));
+        Ok(self)
     }
 
     /// Finds subjects named by identifier in `directory` (the profiles service).
@@ -207,7 +242,8 @@ fn spawn_checkpoints(
 
 /// Builds the service for `ecrm_platform::serve`, verifying calls with identity's keys and,
 /// when a profiles service is configured, finding subjects by identifier there and following
-/// its change feed.
+/// its change feed; when an outbound service is configured, emailing requesters their
+/// verification codes through it.
 pub async fn build(
     context: ServiceContext,
     config: ConsentConfig,
@@ -233,6 +269,14 @@ pub async fn build(
                 tokens.clone(),
             )))
             .following_profiles(profiles, tokens.clone());
+    }
+    let outbound = config
+        .outbound_endpoint()
+        .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
+    if let Some(outbound) = outbound {
+        consent = consent
+            .with_outbound(outbound.connect_lazy(), tokens.clone())
+            .await?;
     }
     let servers = config
         .personal_data_endpoints()

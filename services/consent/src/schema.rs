@@ -159,6 +159,14 @@ pub mod consent {
             updated_at -> Timestamptz,
             sealed_corrections -> Nullable<Bytea>,
             corrected_fields -> Array<Nullable<Text>>,
+            verification_code_salt -> Nullable<Bytea>,
+            verification_code_mac -> Nullable<Bytea>,
+            verification_code_expires_at -> Nullable<Timestamptz>,
+            verification_failed_attempts -> Int4,
+            verification_codes_sent -> Int4,
+            verification_sent_at -> Nullable<Timestamptz>,
+            verification_error -> Nullable<Text>,
+            verification_message_id -> Nullable<Text>,
         }
     }
 

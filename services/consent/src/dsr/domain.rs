@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::deadline::{self, MAX_EXTENSION_MONTHS};
 use super::store::{self, EventRow, RequestFilter, RequestRow};
+use super::verification::{NO_OUTBOUND, Verification};
 use crate::caller::Caller;
 use crate::error::ConsentError;
 
@@ -235,22 +236,39 @@ pub fn check_reason(field: &str, reason: &str) -> Result<String, ConsentError> {
 
 #[derive(Debug, Clone)]
 pub struct Requests {
-    db: Db,
+    pub(super) db: Db,
     /// The services holding personal data that approved requests are carried out at.
     targets: Vec<String>,
     /// Wakes the worker when an approval creates tasks.
     tasks_created: Arc<tokio::sync::Notify>,
     /// Seals the corrections a rectification carries.
     master: Arc<MasterKey>,
+    /// Sends requesters their verification codes.
+    pub(super) verification: Arc<Verification>,
 }
 
 impl Requests {
-    pub fn new(db: Db, targets: Vec<String>, master: Arc<MasterKey>) -> Self {
+    pub fn new(
+        db: Db,
+        targets: Vec<String>,
+        master: Arc<MasterKey>,
+        verification: Arc<Verification>,
+    ) -> Self {
         Self {
             db,
             targets,
             tasks_created: Arc::default(),
             master,
+            verification,
+        }
+    }
+
+    /// The same requests, sending codes with `verification` (approvals wake the same worker).
+    #[must_use]
+    pub fn with_verification(&self, verification: Arc<Verification>) -> Self {
+        Self {
+            verification,
+            ..self.clone()
         }
     }
 
@@ -259,6 +277,8 @@ impl Requests {
         self.tasks_created.clone()
     }
 
+    /// Records the request, then sends the requester a verification code when outbound is
+    /// configured; what came of that is on the request, which is recorded either way.
     pub async fn submit(&self, caller: Caller, new: NewRequest) -> Result<Request, ConsentError> {
         if new.received_at > Utc::now() + chrono::Duration::minutes(5) {
             return Err(ConsentError::invalid("received_at", "is in the future"));
@@ -280,7 +300,9 @@ impl Requests {
             .iter()
             .map(|c| Some(c.field.clone()))
             .collect();
-        self.db
+        let sends_codes = self.verification.sends_codes();
+        let submitted = self
+            .db
             .run(move |conn| {
                 let now = Utc::now();
                 let row = RequestRow {
@@ -301,6 +323,12 @@ impl Requests {
                     updated_at: now,
                     sealed_corrections,
                     corrected_fields,
+                    verification_code_expires_at: None,
+                    verification_failed_attempts: 0,
+                    verification_codes_sent: 0,
+                    verification_sent_at: None,
+                    verification_error: (!sends_codes).then(|| NO_OUTBOUND.to_owned()),
+                    verification_message_id: None,
                 };
                 store::insert(conn, &row)?;
                 audit(
@@ -313,7 +341,12 @@ impl Requests {
                 )?;
                 load(conn, row.id)
             })
-            .await
+            .await?;
+        if sends_codes {
+            self.send_code(None, submitted.row.id).await
+        } else {
+            Ok(submitted)
+        }
     }
 
     /// The requester is who they claim: the deadline runs again, moved by the days it waited.
@@ -323,20 +356,15 @@ impl Requests {
         id: Uuid,
         reason: String,
     ) -> Result<Request, ConsentError> {
-        self.transition(caller, id, move |row| {
-            expect_status(row, &[Status::AwaitingVerification])?;
-            let since = row.paused_since.unwrap_or(row.received_at);
-            let days = deadline::paused_days(since.date_naive(), Utc::now().date_naive());
-            row.paused_days = row
-                .paused_days
-                .saturating_add(i32::try_from(days).unwrap_or(i32::MAX));
-            row.paused_since = None;
-            refresh_due(row);
-            Ok((
-                Status::AwaitingApproval,
-                format!("requester verified ({days} days paused): {reason}"),
-            ))
-        })
+        self.transition_then(
+            caller,
+            id,
+            move |row| {
+                expect_status(row, &[Status::AwaitingVerification])?;
+                Ok(mark_verified(row, &reason))
+            },
+            |conn, row| Ok(store::update_forget_code(conn, row.id)?),
+        )
         .await
     }
 
@@ -398,7 +426,10 @@ impl Requests {
                 row.paused_since = None;
                 Ok((Status::Rejected, format!("rejected: {reason}")))
             },
-            |conn, row| Ok(store::update_forget_corrections(conn, row.id).map(drop)?),
+            |conn, row| {
+                store::update_forget_corrections(conn, row.id)?;
+                Ok(store::update_forget_code(conn, row.id)?)
+            },
         )
         .await
     }
@@ -596,7 +627,23 @@ fn uncorrected_fields(
         .collect())
 }
 
-fn expect_status(row: &RequestRow, allowed: &[Status]) -> Result<(), ConsentError> {
+/// The requester is who they claim, for `reason`: the deadline runs again, moved by the days
+/// it waited. The new status and the note to record.
+pub(super) fn mark_verified(row: &mut RequestRow, reason: &str) -> (Status, String) {
+    let since = row.paused_since.unwrap_or(row.received_at);
+    let days = deadline::paused_days(since.date_naive(), Utc::now().date_naive());
+    row.paused_days = row
+        .paused_days
+        .saturating_add(i32::try_from(days).unwrap_or(i32::MAX));
+    row.paused_since = None;
+    refresh_due(row);
+    (
+        Status::AwaitingApproval,
+        format!("requester verified ({days} days paused): {reason}"),
+    )
+}
+
+pub(super) fn expect_status(row: &RequestRow, allowed: &[Status]) -> Result<(), ConsentError> {
     let status = Status::parse(&row.status).ok_or(ConsentError::Corrupt)?;
     if allowed.contains(&status) {
         Ok(())
@@ -616,7 +663,7 @@ fn refresh_due(row: &mut RequestRow) {
     );
 }
 
-fn audit(
+pub(super) fn audit(
     conn: &mut PgConnection,
     caller: &Caller,
     request: Uuid,
@@ -640,7 +687,7 @@ fn audit(
     Ok(())
 }
 
-fn load(conn: &mut PgConnection, id: Uuid) -> Result<Request, ConsentError> {
+pub(super) fn load(conn: &mut PgConnection, id: Uuid) -> Result<Request, ConsentError> {
     let row = store::find(conn, id)?.ok_or(ConsentError::NotFound("request"))?;
     let history = store::list_events(conn, id)?;
     let tasks = crate::orchestration::store::list_by_request(conn, id)?;

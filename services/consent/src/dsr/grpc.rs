@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::domain::{self, Correction, NewRequest, RequestKind, Requests, check_reason};
 use super::store::RequestFilter;
+use super::verification::check_code;
 use crate::caller::Caller;
 use crate::error::ConsentError;
 use crate::orchestration::documents::Documents;
@@ -176,6 +177,13 @@ fn request_to_proto(request: domain::Request) -> pb::DataSubjectRequest {
             .collect(),
         tasks,
         corrected_fields: row.corrected_fields.into_iter().flatten().collect(),
+        verification_sent_at: row.verification_sent_at.map(to_timestamp),
+        verification_error: row.verification_error.unwrap_or_default(),
+        verification_message_id: row.verification_message_id.unwrap_or_default(),
+        verification_code_expires_at: row.verification_code_expires_at.map(to_timestamp),
+        verification_codes_sent: u32::try_from(row.verification_codes_sent).unwrap_or_default(),
+        verification_failed_attempts: u32::try_from(row.verification_failed_attempts)
+            .unwrap_or_default(),
     }
 }
 
@@ -292,6 +300,33 @@ impl RequestsApi for RequestsService {
         let verified = self.requests.verify(caller, id, reason).await?;
         Ok(Response::new(pb::VerifyRequesterResponse {
             request: Some(request_to_proto(verified)),
+        }))
+    }
+
+    async fn confirm_requester(
+        &self,
+        request: Request<pb::ConfirmRequesterRequest>,
+    ) -> Result<Response<pb::ConfirmRequesterResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let body = request.get_ref();
+        let id = request_id(&body.request_id)?;
+        let code = body.code.trim();
+        check_code(code)?;
+        let verified = self.requests.confirm(caller, id, code.to_owned()).await?;
+        Ok(Response::new(pb::ConfirmRequesterResponse {
+            request: Some(request_to_proto(verified)),
+        }))
+    }
+
+    async fn resend_verification_code(
+        &self,
+        request: Request<pb::ResendVerificationCodeRequest>,
+    ) -> Result<Response<pb::ResendVerificationCodeResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = request_id(&request.get_ref().request_id)?;
+        let sent = self.requests.resend_code(caller, id).await?;
+        Ok(Response::new(pb::ResendVerificationCodeResponse {
+            request: Some(request_to_proto(sent)),
         }))
     }
 

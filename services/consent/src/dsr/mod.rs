@@ -5,3 +5,4 @@ pub mod domain;
 pub mod grpc;
 pub mod objection;
 pub mod store;
+pub mod verification;

@@ -28,6 +28,51 @@ pub struct RequestRow {
     pub sealed_corrections: Option<Vec<u8>>,
     /// Rectification: the fields to correct.
     pub corrected_fields: Vec<Option<String>>,
+    /// When the latest verification code stops working; None when none was issued.
+    pub verification_code_expires_at: Option<DateTime<Utc>>,
+    /// Wrong codes entered against the latest code.
+    pub verification_failed_attempts: i32,
+    /// Codes issued so far; the latest is number `verification_codes_sent - 1`.
+    pub verification_codes_sent: i32,
+    /// When outbound accepted the latest code's message.
+    pub verification_sent_at: Option<DateTime<Utc>>,
+    /// Why the latest code could not be sent.
+    pub verification_error: Option<String>,
+    /// Outbound's message carrying the latest code.
+    pub verification_message_id: Option<String>,
+}
+
+/// What a code is checked against: its salt and MAC, never the code.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = requests, check_for_backend(diesel::pg::Pg))]
+pub struct CodeRow {
+    #[diesel(column_name = verification_code_salt)]
+    pub salt: Option<Vec<u8>>,
+    #[diesel(column_name = verification_code_mac)]
+    pub mac: Option<Vec<u8>>,
+}
+
+/// A new verification code, replacing the one before.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = requests, treat_none_as_null = true)]
+pub struct CodeChangeset {
+    pub verification_code_salt: Option<Vec<u8>>,
+    pub verification_code_mac: Option<Vec<u8>>,
+    pub verification_code_expires_at: Option<DateTime<Utc>>,
+    pub verification_failed_attempts: i32,
+    pub verification_codes_sent: i32,
+    pub verification_sent_at: Option<DateTime<Utc>>,
+    pub verification_error: Option<String>,
+    pub verification_message_id: Option<String>,
+}
+
+/// What came of sending a code: accepted by outbound, or why not.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = requests, treat_none_as_null = true)]
+pub struct SendingChangeset {
+    pub verification_sent_at: Option<DateTime<Utc>>,
+    pub verification_message_id: Option<String>,
+    pub verification_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -171,4 +216,55 @@ pub fn update_forget_corrections_of(conn: &mut PgConnection, subject: Uuid) -> Q
     )
     .set(requests::sealed_corrections.eq(None::<Vec<u8>>))
     .execute(conn)
+}
+
+pub fn find_code(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<CodeRow>> {
+    requests::table
+        .find(id)
+        .select(CodeRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn update_code(conn: &mut PgConnection, id: Uuid, code: &CodeChangeset) -> QueryResult<()> {
+    diesel::update(requests::table.find(id))
+        .set(code)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records what came of sending code number `number`, unless a newer code replaced it
+/// meanwhile; returns whether it did.
+pub fn update_sending(
+    conn: &mut PgConnection,
+    id: Uuid,
+    number: i32,
+    sending: &SendingChangeset,
+) -> QueryResult<bool> {
+    diesel::update(
+        requests::table
+            .find(id)
+            .filter(requests::verification_codes_sent.eq(number + 1)),
+    )
+    .set(sending)
+    .execute(conn)
+    .map(|rows| rows > 0)
+}
+
+pub fn update_failed_attempts(conn: &mut PgConnection, id: Uuid, attempts: i32) -> QueryResult<()> {
+    diesel::update(requests::table.find(id))
+        .set(requests::verification_failed_attempts.eq(attempts))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Forgets the code of a verified requester: it has served.
+pub fn update_forget_code(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::update(requests::table.find(id))
+        .set((
+            requests::verification_code_salt.eq(None::<Vec<u8>>),
+            requests::verification_code_mac.eq(None::<Vec<u8>>),
+        ))
+        .execute(conn)
+        .map(drop)
 }

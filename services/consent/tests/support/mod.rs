@@ -9,6 +9,8 @@
     reason = "a test fails by panicking, helpers included"
 )]
 
+pub mod mailing;
+
 use std::sync::Arc;
 
 use ecrm_auth::{Scope, Scopes};

@@ -166,6 +166,7 @@ pub fn cancel_messages(
     )
     .set((
         messages::status.eq(Status::Cancelled.as_str()),
+        messages::variables.eq(serde_json::Value::Object(serde_json::Map::new())),
         messages::reason.eq(None::<String>),
         messages::updated_at.eq(now),
     ))

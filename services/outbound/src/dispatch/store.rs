@@ -97,6 +97,7 @@ struct Finished<'a> {
     provider_id: Option<&'a str>,
     rendered_locale: Option<&'a str>,
     template_version: Option<i32>,
+    variables: Option<serde_json::Value>,
     updated_at: DateTime<Utc>,
 }
 
@@ -120,6 +121,13 @@ pub fn finish(
         provider_id: outcome.provider_id.as_deref(),
         rendered_locale: outcome.rendered.as_ref().map(|(locale, _)| locale.as_str()),
         template_version: outcome.rendered.as_ref().map(|(_, version)| *version),
+        // The caller's variables are needed only to render; once the message is done with,
+        // they go (they may hold personal data, or a verification code).
+        variables: matches!(
+            outcome.status,
+            Status::Sent | Status::Blocked | Status::Failed | Status::Cancelled
+        )
+        .then(|| serde_json::Value::Object(serde_json::Map::new())),
         updated_at: now,
     };
     diesel::update(

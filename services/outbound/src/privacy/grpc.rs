@@ -57,7 +57,7 @@ impl PersonalData for PersonalDataService {
             categories: vec![
                 category(
                     MESSAGES,
-                    "each message sent or to be sent to the customer: channel, purpose, template, the variables the caller gave, status and reason, when queued and sent; the address is read from profiles at sending and not kept; lawful basis: the purpose's",
+                    "each message sent or to be sent to the customer: channel, purpose, template, the variables the caller gave until the message is sent or refused (then dropped), status and reason, when queued and sent; the address is read from profiles at sending and not kept; lawful basis: the purpose's",
                     LawfulBasis::Unspecified,
                     WHILE_HELD,
                 ),
@@ -158,7 +158,7 @@ impl PersonalData for PersonalDataService {
     }
 
     /// Outbound holds no field a subject could correct: addresses and names are at profiles,
-    /// and a message's variables are a record of what was sent.
+    /// and a message's variables are what the caller asked to send, dropped once it is done.
     async fn rectify(
         &self,
         request: Request<pb::RectifyRequest>,

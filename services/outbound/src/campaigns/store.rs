@@ -153,7 +153,8 @@ pub fn set_due(conn: &mut PgConnection, ids_and_due: &[(Uuid, DateTime<Utc>)]) -
     Ok(())
 }
 
-/// Cancels the campaign's messages not yet in a channel's hands; returns how many.
+/// Cancels the campaign's messages not yet in a channel's hands, taking them from the worker
+/// that may hold one, so that it writes nothing over it; returns how many.
 pub fn cancel_messages(
     conn: &mut PgConnection,
     id: Uuid,
@@ -167,6 +168,8 @@ pub fn cancel_messages(
     .set((
         messages::status.eq(Status::Cancelled.as_str()),
         messages::reason.eq(None::<String>),
+        messages::claimed_by.eq(None::<Uuid>),
+        messages::claimed_until.eq(None::<DateTime<Utc>>),
         messages::updated_at.eq(now),
     ))
     .execute(conn)

@@ -365,9 +365,6 @@ impl Campaigns {
                 let row =
                     store::find_for_update(conn, id)?.ok_or(OutboundError::NotFound("campaign"))?;
                 let state = State::parse(&row.state).ok_or(OutboundError::Corrupt)?;
-                if state == to {
-                    return Ok(row);
-                }
                 if !from.contains(&state) {
                     return Err(wrong_state(&row, &format!("cannot become {}", to.as_str())));
                 }

@@ -153,7 +153,8 @@ pub fn set_due(conn: &mut PgConnection, ids_and_due: &[(Uuid, DateTime<Utc>)]) -
     Ok(())
 }
 
-/// Cancels the campaign's messages not yet in a channel's hands; returns how many.
+/// Cancels the campaign's messages not yet in a channel's hands, taking them from the worker
+/// that may hold one, so that it writes nothing over it; returns how many.
 pub fn cancel_messages(
     conn: &mut PgConnection,
     id: Uuid,
@@ -168,6 +169,8 @@ pub fn cancel_messages(
         messages::status.eq(Status::Cancelled.as_str()),
         messages::variables.eq(serde_json::Value::Object(serde_json::Map::new())),
         messages::reason.eq(None::<String>),
+        messages::claimed_by.eq(None::<Uuid>),
+        messages::claimed_until.eq(None::<DateTime<Utc>>),
         messages::updated_at.eq(now),
     ))
     .execute(conn)

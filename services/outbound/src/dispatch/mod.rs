@@ -234,6 +234,7 @@ impl Dispatcher {
                         ..Outcome::new(Status::Deferred, Some(reason), detail)
                     },
                 )),
+                Verdict::Released => {}
             }
         }
         let attempts: HashMap<Uuid, i32> =

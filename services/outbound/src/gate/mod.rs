@@ -69,6 +69,9 @@ pub enum Verdict {
     },
     /// It cannot be sent as it is.
     Failed { reason: Reason, detail: String },
+    /// Not this worker's any more (its campaign was paused or cancelled, or its claim lapsed
+    /// and another worker took it): leave it as it is.
+    Released,
 }
 
 impl Verdict {
@@ -256,7 +259,7 @@ impl Gate {
 
         // The frequency cap, under a lock per subject, and the mark that counts a cleared
         // message from now on.
-        let capped = reserve::reserve(
+        let reserved = reserve::reserve(
             &self.db,
             worker,
             batch,
@@ -266,13 +269,16 @@ impl Gate {
         )
         .await?;
         for (i, verdict) in candidates {
-            verdicts[i] = Some(if capped.contains(&batch[i].message_id) {
+            let id = batch[i].message_id;
+            verdicts[i] = Some(if reserved.over.contains(&id) {
                 Verdict::blocked(
                     Reason::FrequencyCap,
                     "the subject had as many marketing messages as the cap allows",
                 )
-            } else {
+            } else if reserved.sending.contains(&id) {
                 verdict
+            } else {
+                Verdict::Released
             });
         }
         Ok(verdicts

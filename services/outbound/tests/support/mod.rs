@@ -8,6 +8,7 @@
     reason = "a test fails by panicking, helpers included"
 )]
 
+pub mod campaigns;
 pub mod sending;
 
 use std::sync::Arc;

@@ -531,3 +531,212 @@ impl Sending {
 pub const NEWSLETTER: &str = "newsletter";
 pub const ORDER_UPDATES: &str = "order_updates";
 pub const PARTNER_OFFERS: &str = "partner_offers";
+
+/// Customers, consent and data subject requests as the other services record them, and the
+/// messages outbound keeps of a customer.
+impl Sending {
+    /// A customer with this email and these attributes (a country, a time zone, ...).
+    pub async fn customer_with(
+        &self,
+        email: &str,
+        attributes: profiles::ProfileAttributes,
+    ) -> String {
+        self.profiles
+            .client(ProfilesClient::new)
+            .upsert_profile(call(
+                &self.token("profiles", &[Scope::ProfilesWrite]),
+                profiles::UpsertProfileRequest {
+                    identifiers: vec![profiles::NewIdentifier {
+                        identifier: Some(common::Identifier {
+                            kind: common::IdentifierKind::Email.into(),
+                            value: email.to_owned(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    attributes: Some(attributes),
+                    source: "web_shop".to_owned(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .profile
+            .unwrap()
+            .subject_id
+    }
+
+    /// What consent's CheckConsent says of `subject` for `purpose` by `channel` now.
+    pub async fn consent_reason(
+        &self,
+        subject: &str,
+        purpose: &str,
+        channel: consent::Channel,
+    ) -> consent::Reason {
+        self.consent
+            .client(ConsentsClient::new)
+            .check_consent(call(
+                &self.consent_token(),
+                consent::CheckConsentRequest {
+                    purpose_key: purpose.to_owned(),
+                    channel: channel.into(),
+                    subject_ids: vec![subject.to_owned()],
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .decisions[0]
+            .reason()
+    }
+
+    /// Waits until consent says `reason` of `subject` for `purpose` by email.
+    pub async fn consent_reason_until(
+        &self,
+        subject: &str,
+        purpose: &str,
+        reason: consent::Reason,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = self
+                .consent_reason(subject, purpose, consent::Channel::Email)
+                .await;
+            if now == reason {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "consent stayed {now:?}, not {reason:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The subject's entries in consent's ledger, oldest first.
+    pub async fn consent_history(&self, subject: &str) -> Vec<consent::LedgerEntry> {
+        self.consent
+            .client(ConsentsClient::new)
+            .list_consent_history(call(
+                &self.consent_token(),
+                consent::ListConsentHistoryRequest {
+                    subject_id: subject.to_owned(),
+                    page: None,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+    }
+
+    /// Restricts the processing of `subject` (Art. 18) where `service` ("profiles" or
+    /// "consent") keeps it, as the request orchestrator does through `PersonalData.Restrict`.
+    pub async fn restrict_at(&self, service: &str, subject: &str) {
+        use ecrm_proto::ecrm::privacy::v1 as privacy;
+        use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
+        let server = match service {
+            "profiles" => &self.profiles,
+            "consent" => &self.consent,
+            other => panic!("no personal data served by {other}"),
+        };
+        let restricted = server
+            .client(PersonalDataClient::new)
+            .restrict(call(
+                &self.token(service, &[Scope::PrivacyExecute]),
+                privacy::RestrictRequest {
+                    subject_id: subject.to_owned(),
+                    request_id: uuid::Uuid::now_v7().to_string(),
+                    restricted: true,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .restricted;
+        assert!(restricted);
+    }
+
+    /// The subject objects to direct marketing (Art. 21(3)): an OBJECTION request submitted,
+    /// its requester verified and the request approved at consent.
+    pub async fn object(&self, subject: &str) {
+        use ecrm_proto::ecrm::consent::v1::data_subject_requests_client::DataSubjectRequestsClient;
+        let token = self.token("consent", &[Scope::DsrSubmit, Scope::DsrManage]);
+        let mut requests = self.consent.client(DataSubjectRequestsClient::new);
+        let id = requests
+            .submit_request(call(
+                &token,
+                consent::SubmitRequestRequest {
+                    subject: Some(common::SubjectRef {
+                        subject: Some(common::subject_ref::Subject::SubjectId(subject.to_owned())),
+                    }),
+                    r#type: consent::RequestType::Objection.into(),
+                    channel: consent::RequestChannel::Email.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .request
+            .unwrap()
+            .request_id;
+        requests
+            .verify_requester(call(
+                &token,
+                consent::VerifyRequesterRequest {
+                    request_id: id.clone(),
+                    reason: "replied from the address on file".to_owned(),
+                },
+            ))
+            .await
+            .unwrap();
+        let approved = requests
+            .approve_request(call(
+                &token,
+                consent::ApproveRequestRequest { request_id: id },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .request
+            .unwrap();
+        assert_eq!(approved.status(), consent::RequestStatus::Completed);
+    }
+
+    /// Every message of `subject`, newest first.
+    pub async fn messages_of(&self, subject: &str) -> Vec<pb::Message> {
+        let mut messages = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = self
+                .outbound
+                .client(MessagesClient::new)
+                .list_messages(call(
+                    &self.sender(),
+                    pb::ListMessagesRequest {
+                        subject_id: subject.to_owned(),
+                        page: Some(common::PageRequest {
+                            page_size: 500,
+                            page_token,
+                        }),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            messages.extend(response.messages);
+            page_token = response.page.map(|p| p.next_page_token).unwrap_or_default();
+            if page_token.is_empty() {
+                return messages;
+            }
+        }
+    }
+
+    /// A connection to the suite's database as its administrator.
+    pub fn admin_connection(&self) -> diesel::PgConnection {
+        use diesel::Connection as _;
+        diesel::PgConnection::establish(self.database.admin_url().expose()).unwrap()
+    }
+}

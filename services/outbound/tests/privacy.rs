@@ -12,7 +12,6 @@ use axum::http::{Method, Request, StatusCode, header};
 use ecrm_auth::Scope;
 use ecrm_outbound::Channel;
 use ecrm_proto::ecrm::outbound::v1 as pb;
-use ecrm_proto::ecrm::outbound::v1::suppressions_client::SuppressionsClient;
 use ecrm_proto::ecrm::privacy::v1 as privacy;
 use ecrm_proto::ecrm::privacy::v1::personal_data_client::PersonalDataClient;
 use http_body_util::Full;
@@ -179,23 +178,6 @@ impl Sending {
             .campaign
             .unwrap()
             .campaign_id
-    }
-
-    async fn suppress(&self, address: &str) {
-        self.outbound
-            .client(SuppressionsClient::new)
-            .add_suppression(call(
-                &self.token("outbound", &[Scope::OutboundManage]),
-                pb::AddSuppressionRequest {
-                    channel: pb::Channel::Email.into(),
-                    address: address.to_owned(),
-                    scope: pb::SuppressionScope::All.into(),
-                    reason: pb::SuppressionReason::Objected.into(),
-                    note: "objected by letter".to_owned(),
-                },
-            ))
-            .await
-            .unwrap();
     }
 
     /// Erases `subject` at profiles, as the request orchestrator does next to outbound.
@@ -365,7 +347,13 @@ async fn erasure_deletes_the_subjects_data_keeps_suppressions_and_replays_its_re
     suite.unsubscribe(&ada).await;
     suite.restrict(&ada, true).await;
     // Ada objected: her address is never written to again.
-    suite.suppress("ada@example.com").await;
+    suite
+        .suppress(
+            "ada@example.com",
+            pb::SuppressionScope::All,
+            pb::SuppressionReason::Objected,
+        )
+        .await;
 
     let request = request_id();
     let receipt = suite.erase(&ada, &request).await.unwrap();

@@ -272,7 +272,8 @@ async fn export_returns_the_subjects_messages_campaigns_and_unsubscribes() {
     assert_eq!(message["template_key"], "order_confirmation");
     assert_eq!(message["rendered_locale"], "en");
     assert_eq!(message["template_version"], 1);
-    assert_eq!(message["variables"], serde_json::json!({"order": "1042"}));
+    // Dropped once the message was sent.
+    assert_eq!(message["variables"], serde_json::json!({}));
     assert!(message["created_at"].is_string());
     assert!(message["sent_at"].is_string());
     let recipient = &records[1].1;

@@ -86,9 +86,9 @@ fn outbound_config(master_key: &str, smtp_url: &str) -> OutboundConfig {
     config.quiet_hours = "none".to_owned();
     config.delivery.smtp_url = Some(Secret::new(smtp_url.to_owned()));
     config.delivery.email_from = Some("Shop <news@shop.example>".to_owned());
-    config.delivery.smtp_pool_size = u32::try_from(setting("BENCH_SMTP_POOL", 16)).unwrap();
+    config.delivery.smtp_pool_size = u32::try_from(setting("BENCH_SMTP_POOL", 32)).unwrap();
     config.workers = usize::try_from(setting("BENCH_WORKERS", 4)).unwrap();
-    config.send_concurrency = usize::try_from(setting("BENCH_CONCURRENCY", 32)).unwrap();
+    config.send_concurrency = usize::try_from(setting("BENCH_CONCURRENCY", 64)).unwrap();
     config.idle = Duration::from_millis(50);
     config
 }

@@ -16,6 +16,7 @@ mod principal;
 mod scope;
 mod service_tokens;
 mod signer;
+mod trace_context;
 mod verifier;
 
 pub use claims::{Claims, DEFAULT_TOKEN_LIFETIME, MAX_LEEWAY, MAX_TOKEN_LIFETIME};
@@ -30,6 +31,7 @@ pub use principal::{
 pub use scope::{Scope, Scopes, UnknownScope};
 pub use service_tokens::{AccountCredentials, ServiceTokens, TokenSource, bearer_request};
 pub use signer::{SignError, TokenSigner};
+pub use trace_context::inject_trace_context;
 pub use verifier::{
     SourceError, StaticTrust, TrustSnapshot, TrustSource, Verifier, VerifierConfig,
 };

@@ -7,8 +7,9 @@ use crate::scope::Scope;
 /// What a method requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// No token: health, reflection, the token endpoint (its credentials are the proof) and the
-    /// public keys (a verifier needs them before it can check any token).
+    /// No token: health, reflection, the token endpoint (its credentials are the proof), ending
+    /// a session (its refresh token is) and the public keys (a verifier needs them before it
+    /// can check any token).
     Open,
     /// Any valid token; the handler decides further (e.g. revoking one's own token).
     Authenticated,
@@ -27,6 +28,7 @@ const OPEN_SERVICES: [&str; 3] = [
 const METHODS: &[(&str, Access)] = &[
     // ecrm.identity.v1
     ("ecrm.identity.v1.Tokens/IssueToken", Access::Open),
+    ("ecrm.identity.v1.Tokens/EndSession", Access::Open),
     ("ecrm.identity.v1.Tokens/RevokeToken", Access::Authenticated),
     ("ecrm.identity.v1.Tokens/GetJwks", Access::Open),
     (

@@ -37,13 +37,15 @@ impl std::fmt::Debug for AccountCredentials {
     }
 }
 
-/// `message` as a request carrying `token` as its bearer credential.
+/// `message` as a request to another service, carrying `token` as its bearer credential and
+/// the current trace context, so the callee's spans join the caller's trace.
 pub fn bearer_request<T>(token: &str, message: T) -> Result<tonic::Request<T>, tonic::Status> {
     let value = format!("Bearer {token}")
         .parse()
         .map_err(|_| tonic::Status::internal("the token is not a valid header value"))?;
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("authorization", value);
+    crate::inject_trace_context(request.metadata_mut());
     Ok(request)
 }
 
@@ -130,17 +132,21 @@ impl ServiceTokens {
         audience: &str,
         scopes: &[String],
     ) -> Result<CachedToken, tonic::Status> {
+        let mut request = tonic::Request::new(pb::IssueTokenRequest {
+            grant: Some(pb::issue_token_request::Grant::ClientCredentials(
+                pb::ClientCredentials {
+                    client_id: self.credentials.client_id.clone(),
+                    client_secret: self.credentials.client_secret.clone(),
+                },
+            )),
+            scopes: scopes.to_vec(),
+            audience: audience.to_owned(),
+            start_session: false,
+        });
+        // A token fetched for a call is part of that call's trace.
+        crate::inject_trace_context(request.metadata_mut());
         let issued = TokensClient::new(self.channel.clone())
-            .issue_token(pb::IssueTokenRequest {
-                grant: Some(pb::issue_token_request::Grant::ClientCredentials(
-                    pb::ClientCredentials {
-                        client_id: self.credentials.client_id.clone(),
-                        client_secret: self.credentials.client_secret.clone(),
-                    },
-                )),
-                scopes: scopes.to_vec(),
-                audience: audience.to_owned(),
-            })
+            .issue_token(request)
             .await?
             .into_inner();
         let lifetime = issued

@@ -4,6 +4,12 @@
 //! one transaction, so a restart of either side resumes exactly where it stopped and every
 //! message takes effect once. It reconnects with backoff when the stream breaks.
 //!
+//! Replicas of a service each run a follower on the same table. A batch is applied only if the
+//! stored cursor is still the one its stream started from (checked under an advisory lock on
+//! the feed), so each message takes effect once however many replicas follow: a replica that
+//! finds the cursor moved drops its batch and backs off, and in practice one replica follows
+//! while the others wait to take over when it stops.
+//!
 //! The service's migrations create the table:
 //! `CREATE TABLE feed_cursors (feed text PRIMARY KEY, cursor text NOT NULL,
 //! updated_at timestamptz NOT NULL DEFAULT now())`.
@@ -13,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Text};
 use ecrm_auth::TokenSource;
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +74,9 @@ enum FollowError {
     Remote(&'static str, tonic::Status),
     #[error("{0}")]
     Apply(String),
+    /// Another replica applied the feed past where this stream started.
+    #[error("another replica moved the cursor")]
+    Superseded,
 }
 
 #[derive(QueryableByName)]
@@ -133,6 +142,12 @@ impl<F: FeedSource> FeedFollower<F> {
                     // Some messages were applied: the connection was good.
                     Ok(true) => backoff = MIN_BACKOFF,
                     Ok(false) => {}
+                    Err(FollowError::Superseded) => {
+                        tracing::debug!(
+                            feed = F::FEED,
+                            "another replica follows the feed; will retry"
+                        );
+                    }
                     Err(error) => {
                         tracing::warn!(feed = F::FEED, error = %error, "cannot follow the feed; will retry");
                     }
@@ -149,12 +164,12 @@ impl<F: FeedSource> FeedFollower<F> {
     /// Reads the feed from the stored cursor until the stream ends or fails; returns whether
     /// it applied anything.
     async fn follow(&self) -> Result<bool, FollowError> {
-        let cursor = self
+        let mut stored = self
             .db
             .run(|conn| Ok::<_, DbError>(find_cursor(conn, F::FEED)?))
             .await
-            .map_err(|error| FollowError::Apply(error.to_string()))?
-            .unwrap_or_default();
+            .map_err(|error| FollowError::Apply(error.to_string()))?;
+        let cursor = stored.clone().unwrap_or_default();
         let remote = |status| FollowError::Remote(F::AUDIENCE, status);
         let token = self
             .tokens
@@ -176,25 +191,46 @@ impl<F: FeedSource> FeedFollower<F> {
                     _ => break,
                 }
             }
-            self.apply(batch).await?;
+            self.apply(batch, &mut stored).await?;
             applied = true;
         }
         Ok(applied)
     }
 
-    async fn apply(&self, batch: Vec<F::Message>) -> Result<(), FollowError> {
+    /// Applies `batch` and advances the cursor to its last message, if the stored cursor is
+    /// still `stored`; `stored` is then that last message's.
+    async fn apply(
+        &self,
+        batch: Vec<F::Message>,
+        stored: &mut Option<String>,
+    ) -> Result<(), FollowError> {
         let Some(last) = batch.last().map(|m| F::cursor(m).to_owned()) else {
             return Ok(());
         };
         let source = self.source.clone();
-        self.db
+        let expected = stored.clone();
+        // Per schema: services sharing a database each follow the feed into their own table.
+        let lock = crate::db::lock_key("feed", &format!("{}.{}", self.db.schema(), F::FEED));
+        let cursor = last.clone();
+        let applied = self
+            .db
             .run(move |conn| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                    .bind::<BigInt, _>(lock)
+                    .execute(conn)?;
+                if find_cursor(conn, F::FEED)? != expected {
+                    return Ok(false);
+                }
                 source.apply(conn, batch)?;
-                upsert_cursor(conn, F::FEED, &last)?;
-                Ok::<_, F::Error>(())
+                upsert_cursor(conn, F::FEED, &cursor)?;
+                Ok::<_, F::Error>(true)
             })
             .await
             .map_err(|error| FollowError::Apply(error.to_string()))?;
+        if !applied {
+            return Err(FollowError::Superseded);
+        }
+        *stored = Some(last);
         self.source.committed();
         Ok(())
     }

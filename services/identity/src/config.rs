@@ -9,6 +9,12 @@ use ecrm_platform::config::{ConfigError, SecretParser};
 
 use ecrm_auth::MAX_TOKEN_LIFETIME;
 
+const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Bounds of a session's lifetime: under a minute it saves no login; past 30 days it outlives
+/// any reason to stay logged in without a password.
+const MIN_SESSION_LIFETIME: Duration = Duration::from_secs(60);
+const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Longest refresh interval: well within the verifier's staleness bound (60 s).
 const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -28,6 +34,10 @@ pub struct IdentityConfig {
     /// How long issued tokens live.
     #[arg(long = "token-lifetime", env = "ECRM_TOKEN_LIFETIME", default_value = "15m", value_parser = humantime::parse_duration)]
     pub token_lifetime: Duration,
+    /// How long a session started at login may refresh tokens before its principal must log
+    /// in again.
+    #[arg(long = "session-lifetime", env = "ECRM_SESSION_LIFETIME", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_lifetime: Duration,
     /// How often this service's own verifier reloads keys and revocations: the bound within
     /// which a revocation or a disabled principal takes effect here.
     #[arg(long = "auth-refresh-interval", env = "ECRM_AUTH_REFRESH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -48,6 +58,7 @@ impl IdentityConfig {
             master_key: MasterKeyArg(master_key),
             issuer: "ecrm-identity".to_owned(),
             token_lifetime: Duration::from_secs(15 * 60),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
             auth_refresh_interval: VerifierConfig::DEFAULT_REFRESH_INTERVAL,
             key_publish_delay: VerifierConfig::DEFAULT_REFRESH_INTERVAL * 2,
             bootstrap_admin_password: None,
@@ -68,6 +79,15 @@ impl IdentityConfig {
                 flag: "--token-lifetime",
                 env: "ECRM_TOKEN_LIFETIME",
                 reason: "must be between 1s and 24h".to_owned(),
+            });
+        }
+        if self.session_lifetime < MIN_SESSION_LIFETIME
+            || self.session_lifetime > MAX_SESSION_LIFETIME
+        {
+            return Err(ConfigError {
+                flag: "--session-lifetime",
+                env: "ECRM_SESSION_LIFETIME",
+                reason: "must be between 1 minute and 30 days".to_owned(),
             });
         }
         // A refresh, plus a fetch that may take its timeout, must land before the snapshot is
@@ -100,5 +120,29 @@ impl IdentityConfig {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_lifetimes_from_a_minute_to_thirty_days_are_accepted() {
+        let master = Arc::new(MasterKey::generate().unwrap().0);
+        let with = |lifetime| IdentityConfig {
+            session_lifetime: lifetime,
+            ..IdentityConfig::new(master.clone())
+        };
+        assert!(with(DEFAULT_SESSION_LIFETIME).validate().is_ok());
+        assert!(with(MIN_SESSION_LIFETIME).validate().is_ok());
+        assert!(with(MAX_SESSION_LIFETIME).validate().is_ok());
+        for refused in [
+            Duration::from_secs(59),
+            MAX_SESSION_LIFETIME + Duration::from_secs(1),
+        ] {
+            let error = with(refused).validate().unwrap_err();
+            assert_eq!(error.flag, "--session-lifetime");
+        }
     }
 }

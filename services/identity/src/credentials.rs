@@ -166,6 +166,17 @@ pub fn new_client_secret() -> Result<Secret<String>, IdentityError> {
     )))
 }
 
+/// A new session refresh token: 256 random bits, prefixed so a leak scanner recognises it.
+pub fn new_refresh_token() -> Result<Secret<String>, IdentityError> {
+    Ok(Secret::new(format!(
+        "{REFRESH_TOKEN_PREFIX}{}",
+        random_token(32)?.expose()
+    )))
+}
+
+/// What every refresh token starts with.
+pub const REFRESH_TOKEN_PREFIX: &str = "ecrm_rt_";
+
 /// A new client id: not secret, but not guessable either.
 pub fn new_client_id() -> Result<String, IdentityError> {
     Ok(format!("ecrm_ci_{}", random_token(12)?.expose()))
@@ -211,6 +222,11 @@ mod tests {
     fn generated_values_differ_and_passwords_have_a_minimum() {
         assert_ne!(new_client_secret().unwrap(), new_client_secret().unwrap());
         assert!(new_client_id().unwrap().starts_with("ecrm_ci_"));
+        let refresh = new_refresh_token().unwrap();
+        assert!(refresh.expose().starts_with(REFRESH_TOKEN_PREFIX));
+        // 32 bytes, base64url without padding: 43 characters.
+        assert_eq!(refresh.expose().len(), REFRESH_TOKEN_PREFIX.len() + 43);
+        assert_ne!(refresh, new_refresh_token().unwrap());
         assert!(check_password("short").is_err());
         assert!(check_password(new_password().unwrap().expose()).is_ok());
     }

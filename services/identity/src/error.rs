@@ -14,6 +14,10 @@ pub enum IdentityError {
     /// Wrong or unknown credentials; the message never says which.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A refresh token that is unknown, ended or expired, or whose principal is disabled; the
+    /// message never says which.
+    #[error("the session has ended or is unknown: log in again")]
+    SessionEnded,
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0} not found")]
@@ -42,6 +46,17 @@ pub enum IdentityError {
     Random,
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// A credential file of `provision-accounts` cannot be read or written.
+    #[error("cannot read or write {path}")]
+    AccountFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} is not a credential file (ECRM_CLIENT_ID and ECRM_CLIENT_SECRET): move it away to write a new one"
+    )]
+    AccountFileInvalid(std::path::PathBuf),
 }
 
 impl IdentityError {
@@ -72,7 +87,9 @@ impl From<IdentityError> for Status {
     fn from(error: IdentityError) -> Self {
         match error {
             IdentityError::InvalidArgument { field, reason } => invalid_argument(field, reason),
-            IdentityError::InvalidCredentials => Status::unauthenticated(error.to_string()),
+            IdentityError::InvalidCredentials | IdentityError::SessionEnded => {
+                Status::unauthenticated(error.to_string())
+            }
             IdentityError::PermissionDenied(message) => Status::permission_denied(message),
             IdentityError::NotFound(_) => Status::not_found(error.to_string()),
             IdentityError::AlreadyExists(_) => Status::already_exists(error.to_string()),
@@ -89,6 +106,10 @@ impl From<IdentityError> for Status {
             ),
             IdentityError::Db(db) => db.into(),
             IdentityError::Sign(_) | IdentityError::Task(_) => internal(&error),
+            // Files of the command line only, never reached by a call: no path leaves here.
+            IdentityError::AccountFile { .. } | IdentityError::AccountFileInvalid(_) => {
+                internal_summary("credential file")
+            }
             IdentityError::Crypto(_)
             | IdentityError::WrongMasterKey
             | IdentityError::Hashing

@@ -2,12 +2,15 @@
 //! EdDSA tokens they obtain, and the signing keys every service verifies those tokens with.
 
 mod accounts;
+pub mod cli;
 mod config;
 mod credentials;
 mod error;
+mod internal_accounts;
 mod keys;
 mod operators;
 mod schema;
+mod sessions;
 mod tokens;
 mod trust;
 
@@ -24,8 +27,12 @@ use ecrm_proto::ecrm::identity::v1::tokens_server::TokensServer;
 
 pub use crate::config::IdentityConfig;
 pub use crate::error::IdentityError;
+pub use crate::internal_accounts::{
+    AccountFile, CREDENTIAL_VARS, FileOutcome, INTERNAL_ACCOUNTS, InternalAccount, internal_account,
+};
 pub use crate::operators::domain::BOOTSTRAP_ADMIN;
-pub use crate::tokens::domain::{AUDIENCES, FREE_ATTEMPTS};
+pub use crate::tokens::attempts::FREE_ATTEMPTS;
+pub use crate::tokens::domain::AUDIENCES;
 pub use ecrm_crypto::MasterKeyArg;
 
 pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
@@ -41,6 +48,7 @@ pub static SERVICE: ServiceDef = ServiceDef {
 pub struct Identity {
     keys: Arc<keys::domain::Keys>,
     tokens: Arc<tokens::domain::Tokens>,
+    sessions: Arc<sessions::domain::Sessions>,
     accounts: Arc<accounts::domain::Accounts>,
     operators: Arc<operators::domain::Operators>,
     verifier: Verifier,
@@ -73,9 +81,14 @@ impl Identity {
             config.key_publish_delay,
         ));
         keys.ensure().await?;
+        let sessions = Arc::new(sessions::domain::Sessions::new(
+            db.clone(),
+            config.session_lifetime,
+        ));
         let tokens = Arc::new(tokens::domain::Tokens::new(
             db.clone(),
             keys.clone(),
+            sessions.clone(),
             hashing.clone(),
             attempts.clone(),
             config.issuer.clone(),
@@ -97,6 +110,7 @@ impl Identity {
         Ok(Self {
             keys,
             tokens,
+            sessions,
             accounts: Arc::new(accounts::domain::Accounts::new(db.clone(), hashing.clone())),
             operators: Arc::new(operators::domain::Operators::new(db, hashing, attempts)),
             verifier,
@@ -108,6 +122,7 @@ impl Identity {
         ServiceRoutes::new(self.verifier.clone())
             .with(TokensServer::new(tokens::grpc::TokensService {
                 tokens: self.tokens.clone(),
+                sessions: self.sessions.clone(),
             }))
             .with(ServiceAccountsServer::new(
                 accounts::grpc::ServiceAccountsService {
@@ -160,7 +175,7 @@ impl Identity {
     }
 }
 
-/// How often stale login counters and expired revocations are deleted.
+/// How often stale login counters, expired revocations and old sessions are deleted.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn spawn_sweeper(
@@ -170,7 +185,7 @@ fn spawn_sweeper(
     tokio::spawn(async move {
         loop {
             if let Err(error) = tokens.sweep().await {
-                tracing::warn!(error = %error, "cannot sweep login counters and revocations");
+                tracing::warn!(error = %error, "cannot sweep login counters, revocations and sessions");
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -57,6 +57,19 @@ pub mod identity {
     }
 
     diesel::table! {
+        identity.sessions (id) {
+            id -> Uuid,
+            principal_id -> Uuid,
+            principal_kind -> Text,
+            token_digest -> Bytea,
+            created_at -> Timestamptz,
+            expires_at -> Timestamptz,
+            ended_at -> Nullable<Timestamptz>,
+            last_used_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
         identity.signing_keys (kid) {
             kid -> Text,
             state -> Text,
@@ -77,6 +90,7 @@ pub mod identity {
         revoked_tokens,
         service_account_secrets,
         service_accounts,
+        sessions,
         signing_keys,
     );
 }

@@ -22,8 +22,9 @@ fn help_and_errors_never_show_secret_values_from_the_environment() {
     };
 
     let help = run(&["--help"]);
+    let provision_help = run(&["provision-accounts", "--help"]);
     let bad_url = run(&[]);
-    for output in [&help, &bad_url] {
+    for output in [&help, &provision_help, &bad_url] {
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -34,6 +35,8 @@ fn help_and_errors_never_show_secret_values_from_the_environment() {
         }
     }
     assert!(String::from_utf8_lossy(&help.stdout).contains("ECRM_IDENTITY_MASTER_KEY"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("provision-accounts"));
+    assert!(String::from_utf8_lossy(&provision_help.stdout).contains("--out-dir"));
     // The URL names no database: refused before anything starts, without echoing it.
     assert_eq!(bad_url.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_url.stderr).contains("--database-url"));

@@ -100,6 +100,58 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
         .unwrap();
     secrets.push(officer.access_token.clone());
 
+    // A session: started, refreshed, ended.
+    let session = harness
+        .tokens()
+        .issue_token(pb::IssueTokenRequest {
+            grant: Some(pb::issue_token_request::Grant::OperatorPassword(
+                pb::OperatorPassword {
+                    username: "officer".to_owned(),
+                    password: changed_password.to_owned(),
+                },
+            )),
+            scopes: vec!["dsr.submit".to_owned()],
+            audience: "consent".to_owned(),
+            start_session: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    secrets.extend([session.access_token, session.refresh_token.clone()]);
+    let refreshed = harness
+        .tokens()
+        .issue_token(pb::IssueTokenRequest {
+            grant: Some(pb::issue_token_request::Grant::RefreshToken(
+                session.refresh_token.clone(),
+            )),
+            scopes: vec!["consent.read".to_owned()],
+            audience: "consent".to_owned(),
+            start_session: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    secrets.push(refreshed.access_token);
+    harness
+        .tokens()
+        .end_session(pb::EndSessionRequest {
+            refresh_token: session.refresh_token.clone(),
+        })
+        .await
+        .unwrap();
+    // The refresh token of an ended session is refused, and still not logged.
+    let _ = harness
+        .tokens()
+        .issue_token(pb::IssueTokenRequest {
+            grant: Some(pb::issue_token_request::Grant::RefreshToken(
+                session.refresh_token,
+            )),
+            scopes: vec!["consent.read".to_owned()],
+            audience: "consent".to_owned(),
+            start_session: false,
+        })
+        .await;
+
     // Failures are logged too: wrong secrets until blocked, refused tokens.
     let wrong_secrets: Vec<String> = (0..6).map(|i| format!("ecrm_sk_wrong_guess_{i}")).collect();
     for wrong in &wrong_secrets {
@@ -130,6 +182,10 @@ async fn no_secret_password_or_token_appears_in_any_log_line() {
         "the flow was not logged at all"
     );
     assert!(logs.contains("call refused"), "refusals were not logged");
+    assert!(
+        logs.contains("session started") && logs.contains("session ended"),
+        "sessions were not logged"
+    );
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a secret reached the logs");
         // Tokens must not appear in part either: their signature alone would identify them.

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::store::{self, NewSecret, NewServiceAccount, SecretRow, ServiceAccountRow};
 use crate::credentials::{self, HashPool};
 use crate::error::IdentityError;
+use crate::sessions::domain as sessions;
 use ecrm_platform::paging::Page;
 
 /// Two secrets may be active at once: the old one and its replacement during a rotation.
@@ -319,6 +320,55 @@ impl Accounts {
         Ok((account, secret))
     }
 
+    /// Whether `client_id` and `secret` still log in as the enabled internal account
+    /// `display_name`; when they do, the account's scopes become exactly `scopes`. Lets a
+    /// deployment keep the credentials it stored instead of rotating them on every run.
+    pub async fn keep_internal(
+        &self,
+        display_name: &str,
+        client_id: &str,
+        secret: &Secret<String>,
+        scopes: Scopes,
+    ) -> Result<bool, IdentityError> {
+        let (display_name, client_id) = (display_name.to_owned(), client_id.to_owned());
+        let found = self
+            .db
+            .run(move |conn| {
+                let Some(row) = store::find_by_client_id(conn, &client_id)? else {
+                    return Ok::<_, IdentityError>(None);
+                };
+                if row.kind != PrincipalKind::Internal.as_str()
+                    || row.display_name != display_name
+                    || row.disabled_at.is_some()
+                {
+                    return Ok(None);
+                }
+                let hashes = store::list_active_secrets(conn, row.id, Utc::now())?
+                    .into_iter()
+                    .map(|s| Secret::new(s.secret_hash))
+                    .collect::<Vec<_>>();
+                Ok(Some((row.id, hashes)))
+            })
+            .await?;
+        let Some((id, hashes)) = found else {
+            return Ok(false);
+        };
+        if hashes.is_empty()
+            || !self
+                .hashing
+                .matches_any(secret, hashes, MAX_ACTIVE_SECRETS)
+                .await?
+        {
+            return Ok(false);
+        }
+        self.db
+            .run(move |conn| {
+                Ok::<_, IdentityError>(store::update_scopes(conn, id, scopes.names())?)
+            })
+            .await?;
+        Ok(true)
+    }
+
     pub async fn get(&self, reference: AccountRef) -> Result<ServiceAccount, IdentityError> {
         self.db
             .run(move |conn| {
@@ -408,18 +458,22 @@ impl Accounts {
             .await
     }
 
-    /// Disables the account; disabling a disabled account changes nothing.
+    /// Disables the account and ends its sessions; disabling a disabled account changes
+    /// nothing.
     pub async fn disable(&self, reference: AccountRef) -> Result<ServiceAccount, IdentityError> {
-        let account = self
+        let (account, sessions_ended) = self
             .db
             .run(move |conn| {
                 let id = find(conn, &reference)?.id;
-                store::update_disable(conn, id, Utc::now())?;
+                let now = Utc::now();
+                store::update_disable(conn, id, now)?;
+                let ended = sessions::end_all_of(conn, id, now)?;
                 let row = find(conn, &AccountRef::Id(id))?;
-                load(conn, row)
+                Ok::<_, IdentityError>((load(conn, row)?, ended))
             })
             .await?;
         tracing::info!(account.id = %account.id, "service account disabled");
+        sessions::log_ended(account.id, sessions_ended);
         Ok(account)
     }
 
@@ -435,14 +489,27 @@ impl Accounts {
             .into_iter()
             .map(|s| Secret::new(s.secret_hash))
             .collect();
-        let account = account(row, Vec::new());
-        Ok(Some(LoginAccount {
-            id: account.id,
-            kind: account.kind,
-            partner_id: account.partner_id,
-            scopes: account.scopes,
-            disabled: account.disabled_at.is_some(),
-            secret_hashes: hashes,
-        }))
+        Ok(Some(login_account(row, hashes)))
+    }
+
+    /// The account `id` as it is now, for a session's refresh: without its secrets, which a
+    /// refresh does not check.
+    pub fn find_principal(
+        conn: &mut diesel::PgConnection,
+        id: Uuid,
+    ) -> Result<Option<LoginAccount>, DbError> {
+        Ok(store::find_by_id(conn, id)?.map(|row| login_account(row, Vec::new())))
+    }
+}
+
+fn login_account(row: ServiceAccountRow, secret_hashes: Vec<Secret<String>>) -> LoginAccount {
+    let account = account(row, Vec::new());
+    LoginAccount {
+        id: account.id,
+        kind: account.kind,
+        partner_id: account.partner_id,
+        scopes: account.scopes,
+        disabled: account.disabled_at.is_some(),
+        secret_hashes,
     }
 }

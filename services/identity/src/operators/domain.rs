@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::store::{self, NewOperator, OperatorRow};
 use crate::credentials::{self, HashPool};
 use crate::error::IdentityError;
+use crate::sessions::domain as sessions;
 use ecrm_platform::paging::Page;
 
 /// The operator `ecrm up` and a first start create.
@@ -52,6 +53,22 @@ pub struct LoginOperator {
     pub scopes: Scopes,
     pub disabled: bool,
     pub password_hash: Secret<String>,
+    pub password_changed_at: DateTime<Utc>,
+}
+
+impl From<OperatorRow> for LoginOperator {
+    fn from(row: OperatorRow) -> Self {
+        Self {
+            id: row.id,
+            scopes: roles_of(&row)
+                .into_iter()
+                .map(OperatorRole::scopes)
+                .fold(Scopes::empty(), Scopes::union),
+            disabled: row.disabled_at.is_some(),
+            password_hash: Secret::new(row.password_hash),
+            password_changed_at: row.password_changed_at,
+        }
+    }
 }
 
 /// An operator named by id or username.
@@ -166,7 +183,8 @@ impl Operators {
             .await
     }
 
-    /// Replaces the password and lifts any login block.
+    /// Replaces the password, lifts any login block and ends the operator's sessions: whoever
+    /// logged in with the old password must log in again.
     pub async fn set_password(
         &self,
         reference: OperatorRef,
@@ -175,27 +193,36 @@ impl Operators {
         check_password("password", &password)?;
         let hash = self.hash(&password).await?;
         let attempts = self.attempts.clone();
-        self.db
+        let (id, sessions_ended) = self
+            .db
             .run(move |conn| {
                 let operator = find(conn, &reference)?;
-                store::update_password(conn, operator.id, &hash, Utc::now())?;
+                let now = Utc::now();
+                store::update_password(conn, operator.id, &hash, now)?;
                 let name_key = attempts.index(format!("operator:{}", operator.username).as_bytes());
                 crate::tokens::store::delete_attempts_by_name(conn, &name_key)?;
-                Ok(())
+                let ended = sessions::end_all_of(conn, operator.id, now)?;
+                Ok::<_, IdentityError>((operator.id, ended))
             })
-            .await
+            .await?;
+        sessions::log_ended(id, sessions_ended);
+        Ok(())
     }
 
+    /// Disables the operator and ends its sessions.
     pub async fn disable(&self, reference: OperatorRef) -> Result<Operator, IdentityError> {
-        let operator = self
+        let (operator, sessions_ended) = self
             .db
             .run(move |conn| {
                 let id = find(conn, &reference)?.id;
-                store::update_disable(conn, id, Utc::now())?;
-                Ok::<_, IdentityError>(Operator::from(find(conn, &OperatorRef::Id(id))?))
+                let now = Utc::now();
+                store::update_disable(conn, id, now)?;
+                let ended = sessions::end_all_of(conn, id, now)?;
+                Ok::<_, IdentityError>((Operator::from(find(conn, &OperatorRef::Id(id))?), ended))
             })
             .await?;
         tracing::info!(operator.id = %operator.id, "operator disabled");
+        sessions::log_ended(operator.id, sessions_ended);
         Ok(operator)
     }
 
@@ -237,17 +264,15 @@ impl Operators {
         conn: &mut diesel::PgConnection,
         username: &str,
     ) -> Result<Option<LoginOperator>, DbError> {
-        Ok(
-            store::find_by_username(conn, username)?.map(|row| LoginOperator {
-                id: row.id,
-                scopes: roles_of(&row)
-                    .into_iter()
-                    .map(OperatorRole::scopes)
-                    .fold(Scopes::empty(), Scopes::union),
-                disabled: row.disabled_at.is_some(),
-                password_hash: Secret::new(row.password_hash),
-            }),
-        )
+        Ok(store::find_by_username(conn, username)?.map(LoginOperator::from))
+    }
+
+    /// The operator `id` as it is now, for a session's refresh.
+    pub fn find_principal(
+        conn: &mut diesel::PgConnection,
+        id: Uuid,
+    ) -> Result<Option<LoginOperator>, DbError> {
+        Ok(store::find_by_id(conn, id)?.map(LoginOperator::from))
     }
 }
 

@@ -14,6 +14,7 @@ pub struct OperatorRow {
     pub password_hash: String,
     pub roles: Vec<Option<String>>,
     pub created_at: DateTime<Utc>,
+    pub password_changed_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }
 

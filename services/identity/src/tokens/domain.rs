@@ -1,4 +1,4 @@
-//! Issuing tokens for credentials, throttling repeated attempts, revoking tokens, and
+//! Issuing tokens for credentials or a session's refresh token, revoking tokens, and
 //! publishing what verifiers need (keys, revocations, disabled principals).
 
 use std::net::IpAddr;
@@ -13,12 +13,14 @@ use ecrm_crypto::{BlindIndexKey, Secret};
 use ecrm_platform::Db;
 use uuid::Uuid;
 
+use super::attempts::{LoginAttempts, Outcome};
 use super::store;
 use crate::accounts::domain::{Accounts, MAX_ACTIVE_SECRETS};
 use crate::credentials::HashPool;
 use crate::error::IdentityError;
 use crate::keys::domain::{Keys, SigningKey};
 use crate::operators::domain::Operators;
+use crate::sessions::domain::{RefreshToken, Sessions, StartedSession};
 
 /// The services a token can be for: its `aud`.
 pub const AUDIENCES: [&str; 5] = [
@@ -29,23 +31,9 @@ pub const AUDIENCES: [&str; 5] = [
     "outbound",
 ];
 
-/// Attempts allowed before logins of a name from a source are blocked.
-pub const FREE_ATTEMPTS: i32 = 5;
-const FIRST_BLOCK: Duration = Duration::from_secs(5);
-const LONGEST_BLOCK: Duration = Duration::from_secs(15 * 60);
-
-/// How long logins are blocked after `attempts` unsuccessful attempts: from the fifth on,
-/// 5 s, doubling each time, at most 15 minutes.
-pub fn block_after(attempts: i32) -> Option<Duration> {
-    let beyond = attempts.checked_sub(FREE_ATTEMPTS)?;
-    let beyond = u32::try_from(beyond).ok()?;
-    let factor = 2_u32.checked_pow(beyond).unwrap_or(u32::MAX);
-    Some(FIRST_BLOCK.saturating_mul(factor).min(LONGEST_BLOCK))
-}
-
-/// What proves who is asking.
+/// Credentials a principal logs in with.
 #[derive(Debug, Clone)]
-pub enum Grant {
+pub enum Credentials {
     ClientCredentials {
         client_id: String,
         secret: Secret<String>,
@@ -56,13 +44,23 @@ pub enum Grant {
     },
 }
 
+/// What proves who is asking.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    Login(Credentials),
+    /// The refresh token of a session started at an earlier login.
+    Refresh(RefreshToken),
+}
+
 /// A checked request for a token.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
     pub grant: Grant,
-    /// What the token is asked to carry: never empty.
+    /// What the token is asked to carry; empty only when a session starts with no token.
     pub scopes: Scopes,
     pub audience: String,
+    /// Whether a session starts too; only with a login.
+    pub start_session: bool,
     /// The address the request came from, when known: attempts are counted per name and source,
     /// so one source cannot block a principal for every other.
     pub source: Option<IpAddr>,
@@ -73,6 +71,7 @@ impl TokenRequest {
         grant: Grant,
         scopes: &[String],
         audience: &str,
+        start_session: bool,
         source: Option<IpAddr>,
     ) -> Result<Self, IdentityError> {
         if !AUDIENCES.contains(&audience) {
@@ -81,7 +80,9 @@ impl TokenRequest {
                 format!("one of {}", AUDIENCES.join(", ")),
             ));
         }
-        if scopes.is_empty() {
+        // A login that only starts a session (`ecrm login`) needs no token yet, and cannot
+        // know which scopes its principal holds.
+        if scopes.is_empty() && !start_session {
             return Err(IdentityError::invalid(
                 "scopes",
                 "ask for at least one scope",
@@ -89,10 +90,18 @@ impl TokenRequest {
         }
         let scopes = Scopes::parse(scopes.iter().map(String::as_str))
             .map_err(|error| IdentityError::invalid("scopes", error.to_string()))?;
+        // One login, one session: a refresh token starting another would outlive its own.
+        if start_session && matches!(grant, Grant::Refresh(_)) {
+            return Err(IdentityError::invalid(
+                "start_session",
+                "only with client_credentials or operator_password, not with refresh_token",
+            ));
+        }
         Ok(Self {
             grant,
             scopes,
             audience: audience.to_owned(),
+            start_session,
             source,
         })
     }
@@ -106,23 +115,30 @@ pub struct IssuedToken {
     pub scopes: Scopes,
 }
 
-/// Who is logging in, as stored.
-struct LoginSubject {
-    id: Uuid,
-    kind: PrincipalKind,
-    partner_id: Option<String>,
-    granted: Scopes,
-    disabled: bool,
-    hashes: Vec<Secret<String>>,
+/// What IssueToken gives: a token unless no scope was asked for, and a session when asked.
+#[derive(Debug)]
+pub struct Issued {
+    pub token: Option<IssuedToken>,
+    pub session: Option<StartedSession>,
 }
 
-/// How a counted attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    /// No credential was judged (no hashing slot, a database error): not a failure.
-    Undecided,
+/// Whom a token is issued to, as stored now.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub id: Uuid,
+    pub kind: PrincipalKind,
+    pub partner_id: Option<String>,
+    /// The scopes it holds.
+    pub granted: Scopes,
+    /// When it was read from the store.
+    pub read_at: DateTime<Utc>,
+}
+
+/// Who is logging in, as stored.
+struct LoginSubject {
+    subject: Subject,
+    disabled: bool,
+    hashes: Vec<Secret<String>>,
 }
 
 /// What verifiers must know besides the keys.
@@ -136,9 +152,9 @@ pub struct Revocations {
 pub struct Tokens {
     db: Db,
     keys: Arc<Keys>,
+    sessions: Arc<Sessions>,
     hashing: HashPool,
-    /// Keys the attempt counters, so neither names nor addresses are stored.
-    attempts: BlindIndexKey,
+    attempts: LoginAttempts,
     issuer: String,
     lifetime: Duration,
 }
@@ -155,39 +171,31 @@ impl Tokens {
     pub fn new(
         db: Db,
         keys: Arc<Keys>,
+        sessions: Arc<Sessions>,
         hashing: HashPool,
         attempts: BlindIndexKey,
         issuer: String,
         lifetime: Duration,
     ) -> Self {
         Self {
+            attempts: LoginAttempts::new(db.clone(), attempts),
             db,
             keys,
+            sessions,
             hashing,
-            attempts,
             issuer,
             lifetime,
         }
     }
 
-    /// A token for valid credentials, carrying the scopes asked for, every one of which must
-    /// have been granted. At most [`FREE_ATTEMPTS`] attempts for one name from one source are
-    /// checked before a block starts, concurrent ones included; failed ones then block that
-    /// name from that source for a while. A wrong secret, an unknown name and a disabled
-    /// principal all get the same answer.
-    pub async fn issue(&self, request: TokenRequest) -> Result<IssuedToken, IdentityError> {
-        let (name_key, attempt_key) = self.attempt_keys(&request.grant, request.source);
-        self.start_attempt(attempt_key.clone(), name_key).await?;
-        let checked = self.check(&request).await;
-        let outcome = match &checked {
-            Ok(Some(_)) => Outcome::Succeeded,
-            Ok(None) => Outcome::Failed,
-            // Busy, or the database: no guess was judged, so none is counted.
-            Err(_) => Outcome::Undecided,
-        };
-        self.finish_attempt(attempt_key, outcome).await?;
-        let Some(subject) = checked? else {
-            return Err(IdentityError::InvalidCredentials);
+    /// A token carrying the scopes asked for, every one of which the principal must hold, and
+    /// with a login a session when asked. A login's credentials are checked by
+    /// [`Tokens::log_in`]; a refresh token is checked by [`Sessions::subject`], against the
+    /// principal as it is now.
+    pub async fn issue(&self, request: TokenRequest) -> Result<Issued, IdentityError> {
+        let subject = match &request.grant {
+            Grant::Login(credentials) => self.log_in(credentials, request.source).await?,
+            Grant::Refresh(refresh_token) => self.sessions.subject(refresh_token).await?,
         };
         let refused = request.scopes.without(subject.granted);
         if !refused.is_empty() {
@@ -196,116 +204,76 @@ impl Tokens {
                 refused.to_claim()
             )));
         }
-        self.sign(&subject, request.scopes, &request.audience).await
+        let token = if request.scopes.is_empty() {
+            None
+        } else {
+            Some(
+                self.sign(&subject, request.scopes, &request.audience)
+                    .await?,
+            )
+        };
+        let session = if request.start_session {
+            Some(self.sessions.start(&subject).await?)
+        } else {
+            None
+        };
+        Ok(Issued { token, session })
+    }
+
+    /// The principal whose credentials these are. At most
+    /// [`FREE_ATTEMPTS`](super::attempts::FREE_ATTEMPTS) attempts for one name from one source
+    /// are checked before a block starts, concurrent ones included; failed ones then block that
+    /// name from that source for a while. A wrong secret, an unknown name and a disabled
+    /// principal all get the same answer.
+    async fn log_in(
+        &self,
+        credentials: &Credentials,
+        source: Option<IpAddr>,
+    ) -> Result<Subject, IdentityError> {
+        let keys = self.attempts.keys(credentials, source);
+        self.attempts.start(&keys).await?;
+        let checked = self.check(credentials).await;
+        let outcome = match &checked {
+            Ok(Some(_)) => Outcome::Succeeded,
+            Ok(None) => Outcome::Failed,
+            // Busy, or the database: no guess was judged, so none is counted.
+            Err(_) => Outcome::Undecided,
+        };
+        self.attempts.finish(&keys, outcome).await?;
+        checked?.ok_or(IdentityError::InvalidCredentials)
     }
 
     /// The subject whose credentials these are, if they are valid and it is enabled.
-    async fn check(&self, request: &TokenRequest) -> Result<Option<LoginSubject>, IdentityError> {
-        let (subject, secret, count) = self.find_subject(&request.grant).await?;
-        let hashes = subject
-            .as_ref()
-            .map(|s| s.hashes.clone())
-            .unwrap_or_default();
+    async fn check(&self, credentials: &Credentials) -> Result<Option<Subject>, IdentityError> {
+        let (found, secret, count) = self.find_subject(credentials).await?;
+        let hashes = found.as_ref().map(|s| s.hashes.clone()).unwrap_or_default();
         let matched = self.hashing.matches_any(&secret, hashes, count).await?;
-        Ok(subject.filter(|subject| matched && !subject.disabled))
+        Ok(found
+            .filter(|found| matched && !found.disabled)
+            .map(|found| found.subject))
     }
 
-    /// Admits the attempt, or refuses it: while blocked, or when too many are being checked
-    /// already. The counters' row is locked meanwhile, so concurrent attempts are admitted one
-    /// after another.
-    async fn start_attempt(
-        &self,
-        attempt_key: String,
-        name_key: String,
-    ) -> Result<(), IdentityError> {
-        self.db
-            .run(move |conn| {
-                let now = Utc::now();
-                let counters = store::find_for_update(conn, &attempt_key, &name_key, now)?;
-                if let Some(until) = counters.blocked_until
-                    && until > now
-                {
-                    let retry_after = (until - now).to_std().unwrap_or(FIRST_BLOCK);
-                    return Err(IdentityError::Throttled { retry_after });
-                }
-                // Attempts left pending by a process that died are forgotten after a while.
-                let pending = if now - counters.last_attempt_at > chrono::Duration::minutes(1) {
-                    0
-                } else {
-                    counters.pending
-                };
-                // Failures so far and attempts in flight share the free attempts; once they are
-                // used up, one attempt at a time, each failure blocking longer.
-                let in_flight_allowed = (FREE_ATTEMPTS - counters.failures).max(1);
-                if pending >= in_flight_allowed {
-                    return Err(IdentityError::Throttled {
-                        retry_after: Duration::from_secs(1),
-                    });
-                }
-                store::update_start(conn, &attempt_key, pending + 1, now)?;
-                Ok(())
-            })
-            .await
-    }
-
-    async fn finish_attempt(
-        &self,
-        attempt_key: String,
-        outcome: Outcome,
-    ) -> Result<(), IdentityError> {
-        self.db
-            .run(move |conn| {
-                // The counters may be gone: an operator's password reset clears them.
-                let Some(failures) = store::update_finish(conn, &attempt_key, outcome)? else {
-                    return Ok(());
-                };
-                if outcome == Outcome::Failed
-                    && let Some(block) = block_after(failures)
-                {
-                    let until = Utc::now()
-                        + chrono::Duration::from_std(block).unwrap_or(chrono::Duration::MAX);
-                    store::update_blocked_until(conn, &attempt_key, until)?;
-                    tracing::warn!(
-                        failures,
-                        block_secs = block.as_secs(),
-                        "logins of one name from one source blocked"
-                    );
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    /// (name key, attempt key): blind indexes of the login name, and of the name with the source.
-    fn attempt_keys(&self, grant: &Grant, source: Option<IpAddr>) -> (String, String) {
-        let name = match grant {
-            Grant::ClientCredentials { client_id, .. } => format!("client:{client_id}"),
-            Grant::OperatorPassword { username, .. } => format!("operator:{username}"),
-        };
-        let source = source.map_or_else(|| "unknown".to_owned(), |ip| source_group(ip).to_string());
-        (
-            self.attempts.index(name.as_bytes()),
-            self.attempts.index(format!("{name}@{source}").as_bytes()),
-        )
-    }
-
-    /// The subject the grant names (if any), the secret offered, and how many hashes to check
-    /// it against whoever it is, so timing tells nothing.
+    /// The subject the credentials name (if any), the secret offered, and how many hashes to
+    /// check it against whoever it is, so timing tells nothing.
     async fn find_subject(
         &self,
-        grant: &Grant,
+        credentials: &Credentials,
     ) -> Result<(Option<LoginSubject>, Secret<String>, usize), IdentityError> {
-        match grant.clone() {
-            Grant::ClientCredentials { client_id, secret } => {
+        match credentials.clone() {
+            Credentials::ClientCredentials { client_id, secret } => {
                 let found = self
                     .db
                     .run(move |conn| {
+                        let read_at = Utc::now();
                         let found = Accounts::find_login(conn, &client_id)?;
                         Ok::<_, IdentityError>(found.map(|account| LoginSubject {
-                            id: account.id,
-                            kind: account.kind,
-                            partner_id: account.partner_id,
-                            granted: account.scopes,
+                            subject: Subject {
+                                id: account.id,
+                                kind: account.kind,
+                                partner_id: account.partner_id,
+                                granted: account.scopes,
+                                read_at,
+                            },
                             disabled: account.disabled,
                             hashes: account.secret_hashes,
                         }))
@@ -313,16 +281,20 @@ impl Tokens {
                     .await?;
                 Ok((found, secret, MAX_ACTIVE_SECRETS))
             }
-            Grant::OperatorPassword { username, password } => {
+            Credentials::OperatorPassword { username, password } => {
                 let found = self
                     .db
                     .run(move |conn| {
+                        let read_at = Utc::now();
                         let found = Operators::find_login(conn, &username)?;
                         Ok::<_, IdentityError>(found.map(|operator| LoginSubject {
-                            id: operator.id,
-                            kind: PrincipalKind::Operator,
-                            partner_id: None,
-                            granted: operator.scopes,
+                            subject: Subject {
+                                id: operator.id,
+                                kind: PrincipalKind::Operator,
+                                partner_id: None,
+                                granted: operator.scopes,
+                                read_at,
+                            },
                             disabled: operator.disabled,
                             hashes: vec![operator.password_hash],
                         }))
@@ -335,7 +307,7 @@ impl Tokens {
 
     async fn sign(
         &self,
-        subject: &LoginSubject,
+        subject: &Subject,
         scopes: Scopes,
         audience: &str,
     ) -> Result<IssuedToken, IdentityError> {
@@ -396,13 +368,15 @@ impl Tokens {
     }
 
     /// Forgets what no longer matters: attempt counters idle for a day, revocations of tokens
-    /// that have expired.
+    /// that have expired, sessions ended or expired a day ago.
     pub async fn sweep(&self) -> Result<(), IdentityError> {
         self.db
             .run(|conn| {
                 let now = Utc::now();
-                store::delete_idle_attempts(conn, now, chrono::Duration::days(1))?;
+                let day = chrono::Duration::days(1);
+                store::delete_idle_attempts(conn, now, day)?;
                 store::delete_revoked_expired(conn, now)?;
+                crate::sessions::store::delete_stale(conn, now - day)?;
                 Ok::<_, IdentityError>(())
             })
             .await
@@ -446,72 +420,61 @@ impl Tokens {
     }
 }
 
-/// The unit attempts are counted per: the address itself for IPv4, the /64 network for IPv6,
-/// where one host may hold a whole /64.
-fn source_group(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
-        },
-        IpAddr::V4(_) => ip,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn attempts_from_one_ipv6_network_count_together() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(source_group(a), source_group(b));
-        assert_ne!(source_group(a), source_group(other));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(source_group(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(source_group(v4), v4);
-    }
-
-    #[test]
-    fn logins_are_blocked_from_the_fifth_attempt_doubling_up_to_fifteen_minutes() {
-        assert_eq!(block_after(1), None);
-        assert_eq!(block_after(4), None);
-        assert_eq!(block_after(5), Some(Duration::from_secs(5)));
-        assert_eq!(block_after(6), Some(Duration::from_secs(10)));
-        assert_eq!(block_after(10), Some(Duration::from_secs(160)));
-        assert_eq!(block_after(40), Some(LONGEST_BLOCK));
-        assert_eq!(block_after(i32::MAX), Some(LONGEST_BLOCK));
+    fn login() -> Grant {
+        Grant::Login(Credentials::ClientCredentials {
+            client_id: "c".to_owned(),
+            secret: Secret::new("s".to_owned()),
+        })
     }
 
     #[test]
     fn requests_name_a_known_audience_and_at_least_one_known_scope() {
-        let grant = Grant::ClientCredentials {
-            client_id: "c".to_owned(),
-            secret: Secret::new("s".to_owned()),
-        };
         let read = ["profiles.read".to_owned()];
-        assert!(TokenRequest::new(grant.clone(), &read, "profiles", None).is_ok());
+        assert!(TokenRequest::new(login(), &read, "profiles", false, None).is_ok());
         assert!(matches!(
-            TokenRequest::new(grant.clone(), &read, "billing", None),
+            TokenRequest::new(login(), &read, "billing", false, None),
             Err(IdentityError::InvalidArgument {
                 field: "audience",
                 ..
             })
         ));
         assert!(matches!(
-            TokenRequest::new(grant.clone(), &[], "profiles", None),
+            TokenRequest::new(login(), &[], "profiles", false, None),
             Err(IdentityError::InvalidArgument {
                 field: "scopes",
                 ..
             })
         ));
         assert!(matches!(
-            TokenRequest::new(grant, &["profiles.delete".to_owned()], "profiles", None),
+            TokenRequest::new(
+                login(),
+                &["profiles.delete".to_owned()],
+                "profiles",
+                false,
+                None
+            ),
             Err(IdentityError::InvalidArgument {
                 field: "scopes",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_session_starts_only_with_a_login() {
+        let read = ["profiles.read".to_owned()];
+        assert!(TokenRequest::new(login(), &read, "profiles", true, None).is_ok());
+        let refresh =
+            Grant::Refresh(RefreshToken::parse("refresh_token", "ecrm_rt_x".to_owned()).unwrap());
+        assert!(TokenRequest::new(refresh.clone(), &read, "profiles", false, None).is_ok());
+        assert!(matches!(
+            TokenRequest::new(refresh, &read, "profiles", true, None),
+            Err(IdentityError::InvalidArgument {
+                field: "start_session",
                 ..
             })
         ));

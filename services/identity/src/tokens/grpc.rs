@@ -10,13 +10,15 @@ use ecrm_proto::ecrm::identity::v1::issue_token_request::Grant as PbGrant;
 use ecrm_proto::ecrm::identity::v1::tokens_server::Tokens as TokensRpc;
 use tonic::{Request, Response, Status};
 
-use super::domain::{Grant, TokenRequest, Tokens};
+use super::domain::{Credentials, Grant, TokenRequest, Tokens};
 use crate::error::IdentityError;
 use crate::keys::grpc::state_to_proto;
+use crate::sessions::domain::{RefreshToken, Sessions};
 
 #[derive(Debug, Clone)]
 pub struct TokensService {
     pub tokens: Arc<Tokens>,
+    pub sessions: Arc<Sessions>,
 }
 
 /// The checked request, with the caller's address (attempts are counted per source).
@@ -41,10 +43,10 @@ fn token_request(
                     "required",
                 ));
             }
-            Grant::ClientCredentials {
+            Grant::Login(Credentials::ClientCredentials {
                 client_id: credentials.client_id,
                 secret: Secret::new(credentials.client_secret),
-            }
+            })
         }
         Some(PbGrant::OperatorPassword(login)) => {
             if login.username.is_empty() {
@@ -53,19 +55,28 @@ fn token_request(
                     "required",
                 ));
             }
-            Grant::OperatorPassword {
+            Grant::Login(Credentials::OperatorPassword {
                 username: login.username,
                 password: Secret::new(login.password),
-            }
+            })
+        }
+        Some(PbGrant::RefreshToken(token)) => {
+            Grant::Refresh(RefreshToken::parse("refresh_token", token)?)
         }
         None => {
             return Err(IdentityError::invalid(
                 "grant",
-                "client_credentials or operator_password required",
+                "client_credentials, operator_password or refresh_token required",
             ));
         }
     };
-    TokenRequest::new(grant, &request.scopes, &request.audience, source)
+    TokenRequest::new(
+        grant,
+        &request.scopes,
+        &request.audience,
+        request.start_session,
+        source,
+    )
 }
 
 #[tonic::async_trait]
@@ -81,13 +92,35 @@ impl TokensRpc for TokensService {
         let issued = tokio::spawn(async move { tokens.issue(command).await })
             .await
             .map_err(IdentityError::from)??;
+        let (refresh_token, session_expires_at) =
+            issued.session.map_or((String::new(), None), |s| {
+                (
+                    s.refresh_token.into_inner(),
+                    Some(to_timestamp(s.expires_at)),
+                )
+            });
+        let token = issued.token;
         Ok(Response::new(pb::IssueTokenResponse {
-            access_token: issued.token.into_inner(),
+            access_token: token
+                .as_ref()
+                .map(|t| t.token.expose().clone())
+                .unwrap_or_default(),
             token_type: "Bearer".to_owned(),
-            expires_at: Some(to_timestamp(issued.expires_at)),
-            scopes: issued.scopes.names(),
-            jti: issued.jti,
+            expires_at: token.as_ref().map(|t| to_timestamp(t.expires_at)),
+            scopes: token.as_ref().map(|t| t.scopes.names()).unwrap_or_default(),
+            jti: token.map(|t| t.jti).unwrap_or_default(),
+            refresh_token,
+            session_expires_at,
         }))
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<pb::EndSessionResponse>, Status> {
+        let token = RefreshToken::parse("refresh_token", request.into_inner().refresh_token)?;
+        let ended = self.sessions.end(&token).await?;
+        Ok(Response::new(pb::EndSessionResponse { ended }))
     }
 
     async fn revoke_token(

@@ -1,10 +1,10 @@
-//! The `revoked_tokens` and `login_failures` tables.
+//! The `revoked_tokens` and `login_attempts` tables.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
-use super::domain::Outcome;
+use super::attempts::Outcome;
 use crate::schema::identity::{login_attempts, revoked_tokens};
 
 /// Records a revocation; false when the token was revoked already.

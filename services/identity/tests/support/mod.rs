@@ -37,6 +37,8 @@ pub struct Harness {
     pub server: TestServer,
     pub identity: Identity,
     pub master: Arc<MasterKey>,
+    /// The master key as the binary takes it (base64).
+    pub master_text: String,
     pub admin_token: String,
     shutdown: CancellationToken,
 }
@@ -63,7 +65,8 @@ impl Harness {
     pub async fn start_with(adjust: impl FnOnce(IdentityConfig) -> IdentityConfig) -> Self {
         let database = TestDatabase::new(&[&SERVICE]).await;
         let db = database.db(&SERVICE).await.unwrap();
-        let master = Arc::new(MasterKey::generate().unwrap().0);
+        let (master, master_text) = MasterKey::generate().unwrap();
+        let master = Arc::new(master);
         let shutdown = CancellationToken::new();
         let identity = Identity::new(
             ServiceContext::new(db, shutdown.clone()),
@@ -81,6 +84,7 @@ impl Harness {
             server,
             identity,
             master,
+            master_text,
             admin_token: String::new(),
             shutdown,
         };
@@ -150,14 +154,47 @@ impl Harness {
         scopes: &[&str],
         audience: &str,
     ) -> Result<pb::IssueTokenResponse, Status> {
+        self.issue_token(grant, scopes, audience, false).await
+    }
+
+    /// `IssueToken` with `grant`, starting a session when asked.
+    pub async fn issue_token(
+        &self,
+        grant: Grant,
+        scopes: &[&str],
+        audience: &str,
+        start_session: bool,
+    ) -> Result<pb::IssueTokenResponse, Status> {
         self.tokens()
             .issue_token(pb::IssueTokenRequest {
                 grant: Some(grant),
                 scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                 audience: audience.to_owned(),
+                start_session,
             })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// A token from a session's refresh token.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        scopes: &[&str],
+        audience: &str,
+    ) -> Result<pb::IssueTokenResponse, Status> {
+        let grant = Grant::RefreshToken(refresh_token.to_owned());
+        self.issue_token(grant, scopes, audience, false).await
+    }
+
+    /// `EndSession`: whether it ended the session.
+    pub async fn end_session(&self, refresh_token: &str) -> Result<bool, Status> {
+        self.tokens()
+            .end_session(pb::EndSessionRequest {
+                refresh_token: refresh_token.to_owned(),
+            })
+            .await
+            .map(|response| response.into_inner().ended)
     }
 
     /// Creates a service account as admin; returns it with its first secret.

@@ -137,6 +137,7 @@ pub mod consent {
             completed_at -> Nullable<Timestamptz>,
             notified_recipients -> Array<Nullable<Text>>,
             corrected_fields -> Array<Nullable<Text>>,
+            traceparent -> Nullable<Text>,
         }
     }
 

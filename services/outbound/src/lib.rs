@@ -262,6 +262,22 @@ pub async fn build(
     config: OutboundConfig,
     auth: AuthConfig,
 ) -> Result<ServiceRoutes, OutboundError> {
+    let addr = config.unsubscribe.http_addr;
+    let listener = TcpListener::bind(addr).await.map_err(|error| {
+        OutboundError::invalid("--http-addr", format!("cannot listen on {addr}: {error}"))
+    })?;
+    build_with_http(context, config, auth, listener).await
+}
+
+/// Like [`build`], serving unsubscribes on `http`, a listener the caller bound (so it knows the
+/// port before the service starts, and can put it in `config.unsubscribe.public_url`);
+/// `config.unsubscribe.http_addr` is not used.
+pub async fn build_with_http(
+    context: ServiceContext,
+    config: OutboundConfig,
+    auth: AuthConfig,
+    http: TcpListener,
+) -> Result<ServiceRoutes, OutboundError> {
     let invalid = |error: ecrm_platform::config::ConfigError| {
         OutboundError::invalid(error.flag, error.reason)
     };
@@ -290,11 +306,10 @@ pub async fn build(
         tokens,
     );
     let outbound = Outbound::connected(&context, &config, verifier, peers)?;
-    let addr = config.unsubscribe.http_addr;
-    let listener = TcpListener::bind(addr).await.map_err(|error| {
-        OutboundError::invalid("--http-addr", format!("cannot listen on {addr}: {error}"))
-    })?;
-    let serving = outbound.serve_http(listener);
+    let addr = http
+        .local_addr()
+        .map_err(|error| OutboundError::invalid("--http-addr", error.to_string()))?;
+    let serving = outbound.serve_http(http);
     tokio::spawn(async move {
         if let Err(error) = serving.await {
             tracing::error!(error = %error, "the unsubscribe endpoint stopped");

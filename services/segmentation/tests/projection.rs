@@ -235,3 +235,30 @@ async fn its_own_erasure_is_idempotent_and_restriction_is_kept() {
 async fn migrations_revert_cleanly() {
     ecrm_testkit::assert_migrations_revert(&SERVICE).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_replicas_following_the_feed_count_each_view_once() {
+    let suite = Suite::start_with_replicas(3).await;
+    let ada = suite.customer("ada@example.com").await;
+    let views = 30;
+    for n in 0..views {
+        suite.record(vec![view(&ada, &format!("r{n}"), 3, 9)]).await;
+    }
+    let counted = || async {
+        suite
+            .exported(&ada)
+            .await
+            .into_iter()
+            .filter(|(category, _)| category == "segmentation.visits")
+            .map(|(_, visit)| visit["views"].as_i64().unwrap_or_default())
+            .sum::<i64>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while counted().await < views {
+        assert!(std::time::Instant::now() < deadline, "views not projected");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Replicas that lost a race must not add theirs later.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(counted().await, views);
+}

@@ -372,6 +372,8 @@ impl Requests {
     pub async fn approve(&self, caller: Caller, id: Uuid) -> Result<Request, ConsentError> {
         let targets = self.targets.clone();
         let approver = caller.clone();
+        // Carrying the tasks out continues the approval's trace, whenever and wherever it runs.
+        let traceparent = ecrm_platform::propagation::current_traceparent();
         let approved = self
             .transition_then(
                 caller,
@@ -393,7 +395,12 @@ impl Requests {
                         return Ok(());
                     }
                     let tasks = crate::orchestration::worker::tasks_for(kind, &targets);
-                    crate::orchestration::store::insert_tasks(conn, row.id, &tasks)?;
+                    crate::orchestration::store::insert_tasks(
+                        conn,
+                        row.id,
+                        &tasks,
+                        traceparent.as_deref(),
+                    )?;
                     Ok(())
                 },
             )

@@ -527,7 +527,9 @@ pub fn append(
     };
     row.hash = content(&row).hash().to_vec();
     store::insert(conn, &row)?;
-    tracing::info!(entry.id = %row.id, purpose = %row.purpose_key, decision = %row.decision, "consent recorded");
+    // Debug, not info: the ledger is the record of every decision, and a bulk import would
+    // otherwise write a log line per decision.
+    tracing::debug!(entry.id = %row.id, purpose = %row.purpose_key, decision = %row.decision, "consent recorded");
     Ok(row)
 }
 

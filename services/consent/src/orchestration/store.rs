@@ -20,12 +20,17 @@ pub struct ClaimedTask {
     /// This claim: the outcome is recorded only while it is still the task's.
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub claim_id: Uuid,
+    /// The trace of the call that created the task, which carrying it out continues.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub traceparent: Option<String>,
 }
 
+/// Creates the request's tasks, each keeping `traceparent`, the trace that created them.
 pub fn insert_tasks(
     conn: &mut PgConnection,
     request: Uuid,
     tasks: &[(&str, &str)],
+    traceparent: Option<&str>,
 ) -> QueryResult<()> {
     let rows: Vec<_> = tasks
         .iter()
@@ -35,6 +40,7 @@ pub fn insert_tasks(
                 request_tasks::service.eq(*service),
                 request_tasks::action.eq(*action),
                 request_tasks::state.eq("pending"),
+                request_tasks::traceparent.eq(traceparent),
             )
         })
         .collect();
@@ -76,7 +82,7 @@ pub fn claim_due(
                         AND ro.id < rd.id)) \
                ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
          WHERE t.request_id = due.request_id AND t.service = due.service AND t.action = due.action \
-         RETURNING t.request_id, t.service, t.action, t.attempts, t.claim_id",
+         RETURNING t.request_id, t.service, t.action, t.attempts, t.claim_id, t.traceparent",
     )
     .bind::<diesel::sql_types::BigInt, _>(limit)
     .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)

@@ -16,6 +16,7 @@ use futures::TryStreamExt as _;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::store::{self, ClaimedTask, Reported};
@@ -179,7 +180,20 @@ impl Orchestrator {
         for task in claimed {
             let (request, service, action) =
                 (task.request_id, task.service.clone(), task.action.clone());
-            if let Err(error) = self.run(task).await {
+            // A root of its own, unless the approval's trace was kept: then the task, and the
+            // call to the service it runs at, are part of that trace.
+            let span = tracing::info_span!(
+                parent: None,
+                "request_task",
+                otel.name = %format!("request task {action} at {service}"),
+                request.id = %request,
+                service = %service,
+                action = %action,
+            );
+            if let Some(traceparent) = &task.traceparent {
+                ecrm_platform::propagation::set_parent(&span, traceparent);
+            }
+            if let Err(error) = self.run(task).instrument(span).await {
                 tracing::warn!(request.id = %request, service = %service, action = %action, error = %error, "cannot record a request task's outcome");
             }
         }

@@ -144,13 +144,18 @@ pub fn waiting(conn: &mut PgConnection, id: Uuid) -> QueryResult<Vec<(Uuid, Date
         .load(conn)
 }
 
+/// Sets each message's due time, in one statement however many there are.
 pub fn set_due(conn: &mut PgConnection, ids_and_due: &[(Uuid, DateTime<Utc>)]) -> QueryResult<()> {
-    for (id, due) in ids_and_due {
-        diesel::update(messages::table.find(*id))
-            .set(messages::due_at.eq(*due))
-            .execute(conn)?;
-    }
-    Ok(())
+    let (ids, due): (Vec<Uuid>, Vec<DateTime<Utc>>) = ids_and_due.iter().copied().unzip();
+    diesel::sql_query(
+        "UPDATE messages SET due_at = paced.due_at \
+         FROM unnest($1, $2) AS paced(message_id, due_at) \
+         WHERE messages.message_id = paced.message_id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Timestamptz>, _>(due)
+    .execute(conn)
+    .map(drop)
 }
 
 /// Cancels the campaign's messages not yet in a channel's hands, taking them from the worker

@@ -237,7 +237,21 @@ impl Gate {
             .iter()
             .map(|message| self.address(message, contact_of(message)))
             .collect();
-        let local = self.read_local(batch, &verdicts, &addresses).await?;
+        // Each address's blind index, computed once: read_local looks them up, check_one
+        // compares. None where the channel has no suppressions or the address is malformed.
+        let indexes: Vec<Option<String>> = batch
+            .iter()
+            .zip(&addresses)
+            .map(
+                |(message, address)| match (address, Channel::parse(&message.channel)) {
+                    (Some(address), Some(channel @ (Channel::Email | Channel::Sms))) => {
+                        self.suppressions.index("address", channel, address).ok()
+                    }
+                    _ => None,
+                },
+            )
+            .collect();
+        let local = self.read_local(batch, &verdicts, &indexes).await?;
 
         let mut candidates = Vec::new();
         for (i, message) in batch.iter().enumerate() {
@@ -248,6 +262,7 @@ impl Gate {
                 message,
                 contact_of(message),
                 addresses[i].as_deref(),
+                indexes[i].as_deref(),
                 &local,
                 now,
             );
@@ -341,13 +356,13 @@ impl Gate {
         &self,
         batch: &[MessageRow],
         verdicts: &[Option<Verdict>],
-        addresses: &[Option<String>],
+        address_indexes: &[Option<String>],
     ) -> Result<Local, OutboundError> {
         let mut by_purpose: HashMap<String, Vec<Uuid>> = HashMap::new();
         let mut indexes: HashSet<(String, String)> = HashSet::new();
         let mut keys: HashSet<(String, String)> = HashSet::new();
         let mut subjects: Vec<Uuid> = Vec::new();
-        for ((message, verdict), address) in batch.iter().zip(verdicts).zip(addresses) {
+        for ((message, verdict), index) in batch.iter().zip(verdicts).zip(address_indexes) {
             if verdict.is_some() {
                 continue;
             }
@@ -358,11 +373,8 @@ impl Gate {
                     .or_default()
                     .push(message.subject_id);
             }
-            if let (Some(address), Some(channel @ (Channel::Email | Channel::Sms))) =
-                (address, Channel::parse(&message.channel))
-                && let Ok(index) = self.suppressions.index("address", channel, address)
-            {
-                indexes.insert((message.channel.clone(), index));
+            if let Some(index) = index {
+                indexes.insert((message.channel.clone(), index.clone()));
             }
             keys.insert((message.template_key.clone(), message.channel.clone()));
         }
@@ -404,6 +416,7 @@ impl Gate {
         message: &MessageRow,
         contact: Option<&Contact>,
         address: Option<&str>,
+        address_index: Option<&str>,
         local: &Local,
         now: DateTime<Utc>,
     ) -> Result<Verdict, Verdict> {
@@ -443,12 +456,9 @@ impl Gate {
             ));
         }
         if matches!(channel, Channel::Email | Channel::Sms) {
-            let index = self
-                .suppressions
-                .index("address", channel, address)
-                .map_err(|_| {
-                    Verdict::blocked(Reason::NoAddress, "the address on file is malformed")
-                })?;
+            let index = address_index.ok_or_else(|| {
+                Verdict::blocked(Reason::NoAddress, "the address on file is malformed")
+            })?;
             let scopes: &[&str] = if message.marketing {
                 &["all", "marketing"]
             } else {
@@ -457,7 +467,7 @@ impl Gate {
             if let Some(scope) = scopes.iter().find(|scope| {
                 local.suppressed.contains(&(
                     message.channel.clone(),
-                    index.clone(),
+                    index.to_owned(),
                     (**scope).to_owned(),
                 ))
             }) {

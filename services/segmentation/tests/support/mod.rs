@@ -51,15 +51,21 @@ pub struct Suite {
 
 impl Suite {
     pub async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_with(false, 1).await
     }
 
     /// The suite with consent too, whose ledger segmentation follows for objections.
     pub async fn start_with_consent() -> Self {
-        Self::start_with(true).await
+        Self::start_with(true, 1).await
     }
 
-    async fn start_with(with_consent: bool) -> Self {
+    /// The suite with `replicas` segmentation processes on its database, each following the
+    /// profiles feed, as a deployment with several replicas runs; the first one serves.
+    pub async fn start_with_replicas(replicas: usize) -> Self {
+        Self::start_with(false, replicas).await
+    }
+
+    async fn start_with(with_consent: bool, replicas: usize) -> Self {
         let mut services = vec![&SERVICE, &ecrm_profiles::SERVICE];
         if with_consent {
             services.push(&ecrm_consent::SERVICE);
@@ -81,6 +87,16 @@ impl Suite {
             exchange_rates: vec!["USD=0.92".to_owned()],
             ..SegmentationConfig::new()
         };
+        for _ in 1..replicas {
+            // Its follower runs until the suite's shutdown; nothing else of it is needed.
+            let _follows = Segmentation::new(
+                &ServiceContext::new(database.db(&SERVICE).await.unwrap(), shutdown.clone()),
+                &config,
+                auth.verifier("segmentation").await,
+            )
+            .unwrap()
+            .following_profiles(profiles.channel(), auth.clone());
+        }
         let mut segmentation = Segmentation::new(
             &ServiceContext::new(database.db(&SERVICE).await.unwrap(), shutdown.clone()),
             &config,

@@ -1,0 +1,1 @@
+ALTER TABLE request_tasks DROP COLUMN traceparent;

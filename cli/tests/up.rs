@@ -247,6 +247,7 @@ async fn operator_token(
             )),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             audience: audience.to_owned(),
+            start_session: false,
         })
         .await?
         .into_inner();
@@ -441,6 +442,7 @@ async fn a_partner_receives_what_a_customer_shares(up: &Up, password: &str) {
             )),
             scopes: vec!["profiles.read".to_owned(), "profiles.write".to_owned()],
             audience: "profiles".to_owned(),
+            start_session: false,
         })
         .await
         .unwrap()

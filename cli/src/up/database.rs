@@ -1,5 +1,5 @@
 //! The database `ecrm up` runs on: a private cluster in the data folder, or the server of a
-//! given URL; and each service's role and schema in it.
+//! given URL.
 
 use std::path::{Path, PathBuf};
 
@@ -8,10 +8,7 @@ use diesel::sql_types::{Bool, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use ecrm_localpg::{ClusterOptions, LocalCluster, PgBinaries};
 use ecrm_platform::DatabaseUrl;
-use ecrm_platform::db::{ProvisionError, provision, quote_identifier};
-use ring::rand::{SecureRandom, SystemRandom};
-
-use super::suite::Member;
+use ecrm_platform::db::quote_identifier;
 
 /// The database the private cluster holds the suite in.
 const DATABASE_NAME: &str = "ecrm";
@@ -31,10 +28,6 @@ pub enum DatabaseError {
     },
     #[error("cannot create the database {DATABASE_NAME}")]
     Create(#[source] diesel::result::Error),
-    #[error(transparent)]
-    Provision(#[from] ProvisionError),
-    #[error("cannot generate a password: the system random generator failed")]
-    Random,
     #[error("database task failed")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -149,26 +142,4 @@ fn create_database(cluster: &LocalCluster) -> Result<DatabaseUrl, DatabaseError>
         tracing::info!(database = DATABASE_NAME, "database created");
     }
     Ok(maintenance.with_database(DATABASE_NAME))
-}
-
-/// Makes sure `member`'s role and schema exist, with a fresh password for this run; returns
-/// the URL the service connects with.
-pub async fn provision_member(
-    admin_url: &DatabaseUrl,
-    member: &Member,
-) -> Result<DatabaseUrl, DatabaseError> {
-    let password = fresh_password()?;
-    let url = admin_url.with_credentials(&member.role(), Some(&password));
-    let (admin, service, schema) = (admin_url.clone(), url.clone(), member.schema);
-    tokio::task::spawn_blocking(move || provision(&admin, &service, schema)).await??;
-    Ok(url)
-}
-
-/// 24 random bytes in hex: URL-safe, so it needs no escaping in the connection URL.
-fn fresh_password() -> Result<String, DatabaseError> {
-    let mut bytes = [0_u8; 24];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| DatabaseError::Random)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -2,24 +2,21 @@
 //! database URL is given.
 
 mod database;
-mod services;
-mod suite;
+mod demo;
+mod keys;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use ecrm_crypto::Secret;
-use ecrm_platform::config::{ShutdownConfig, TelemetryConfig};
+use ecrm_platform::config::TelemetryConfig;
 use ecrm_platform::server::ServeError;
-use ecrm_platform::{DatabaseUrl, Db, RunningServer, ServiceContext, Telemetry};
-use tokio::net::TcpListener;
+use ecrm_platform::{DatabaseUrl, Telemetry};
+use ecrm_suite::{FirstOperator, Member, OutboundOptions, Ports, Suite, SuiteError, SuiteOptions};
 use tokio_util::sync::CancellationToken;
 
-use self::database::{SuiteDatabase, provision_member};
-use self::services::SuiteSettings;
-use self::suite::{MEMBERS, Member};
+use self::database::SuiteDatabase;
 
 /// Start every eCRM service in this process, each on its own port.
 ///
@@ -58,15 +55,26 @@ pub struct UpArgs {
     /// generated and printed once.
     #[arg(long, env = "ECRM_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true, value_parser = ecrm_platform::config::SecretParser::<Secret<String>>::new())]
     bootstrap_admin_password: Option<Secret<String>>,
+    /// Seed a realistic dataset on first start: customers with two years of bookings and
+    /// browsing, consents of every kind, a partner airline's account (its credentials printed
+    /// once) and open data subject requests. Later starts of the same data folder keep it.
+    #[arg(long, env = "ECRM_DEMO")]
+    demo: bool,
+    /// How many customers `--demo` creates.
+    #[arg(
+        long,
+        env = "ECRM_DEMO_CUSTOMERS",
+        default_value_t = 10_000,
+        requires = "demo"
+    )]
+    demo_customers: usize,
     #[command(flatten)]
     telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
 enum UpError {
-    #[error(transparent)]
-    Config(#[from] ecrm_platform::config::ConfigError),
-    #[error("--base-port {0} leaves no room for the {count} services below port 65535", count = MEMBERS.len())]
+    #[error("--base-port {0} leaves no room for the {count} services below port 65535", count = Member::ALL.len())]
     BasePort(u16),
     #[error(transparent)]
     Database(#[from] database::DatabaseError),
@@ -98,13 +106,39 @@ enum UpError {
     #[error("another `ecrm up` is running with {0}: stop it first, or pass another --data-dir")]
     AlreadyRunning(PathBuf),
     #[error(transparent)]
-    Build(#[from] services::BuildError),
+    Keys(#[from] keys::KeyError),
     #[error("cannot migrate the {service} schema")]
     Migrate {
         service: &'static str,
         #[source]
         source: ecrm_platform::db::MigrationError,
     },
+    #[error(transparent)]
+    Suite(SuiteError),
+    #[error("cannot seed the demo data")]
+    Demo(#[from] ecrm_suite::demo::DemoError),
+}
+
+/// The suite's errors as `ecrm up` words them: what the user can change is named by its flag.
+impl From<SuiteError> for UpError {
+    fn from(error: SuiteError) -> Self {
+        match error {
+            SuiteError::BasePort(base) => Self::BasePort(base),
+            SuiteError::Bind {
+                service,
+                addr,
+                source,
+            } => Self::Bind {
+                service,
+                addr,
+                source,
+            },
+            SuiteError::Pool { service, source } => Self::Pool { service, source },
+            SuiteError::Migrate { service, source } => Self::Migrate { service, source },
+            SuiteError::Serve(error) => Self::Serve(error),
+            other => Self::Suite(other),
+        }
+    }
 }
 
 /// Runs `ecrm up` to completion.
@@ -147,26 +181,60 @@ pub fn run(args: UpArgs) -> ExitCode {
 }
 
 async fn up(args: UpArgs) -> Result<(), UpError> {
-    let ports = ports(args.base_port)?;
+    let outbound_http_port = outbound_http_port(args.base_port)?;
     // Held until we return: a second `ecrm up` on this folder would restart (and so take over)
     // the first one's PostgreSQL.
     let _owner = lock_data_dir(&args.data_dir)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(ecrm_platform::shutdown::cancel_on_signal(shutdown.clone()));
 
-    let mut settings = SuiteSettings::load(&args.data_dir, args.bootstrap_admin_password.clone())?;
-    settings.outbound_http =
-        std::net::SocketAddr::new(args.host, outbound_http_port(args.base_port)?);
+    let keys = keys::load(&args.data_dir)?;
+    let outbound = OutboundOptions {
+        delivery: keys::outbound_channels()?,
+        http_addr: SocketAddr::new(args.host, outbound_http_port),
+        public_url: std::env::var("ECRM_OUTBOUND_PUBLIC_URL")
+            .ok()
+            .filter(|url| !url.is_empty()),
+    };
     let database =
         SuiteDatabase::open(args.database_url.clone(), &args.data_dir, args.pg_port).await?;
+    let options = SuiteOptions {
+        host: args.host,
+        ports: Ports::Base(args.base_port),
+        bootstrap_password: args.bootstrap_admin_password.clone(),
+        outbound,
+        // Said at once: a later member failing to start must not lose a credential shown once.
+        on_first_operator: Some(Box::new(|first: &FirstOperator| {
+            if first.generated {
+                say!(
+                    "first operator created, shown once: username {}, password {}",
+                    first.username,
+                    first.password.expose()
+                );
+            } else {
+                say!(
+                    "first operator created: {} (password from ECRM_BOOTSTRAP_ADMIN_PASSWORD)",
+                    first.username
+                );
+            }
+        })),
+        shutdown: shutdown.clone(),
+        ..SuiteOptions::new(database.admin_url().clone(), keys)
+    };
+    let demo = args
+        .demo
+        .then(|| (args.data_dir.join(DEMO_MARKER), args.demo_customers));
     // Whatever happens while serving, a cluster we started is stopped before we return.
-    let served = serve_suite(&database, &settings, args.host, &ports, shutdown).await;
+    let served = serve_suite(&database, options, demo, shutdown).await;
     let stopped = database.close().await;
     served?;
     stopped?;
     say!("stopped");
     Ok(())
 }
+
+/// In the data folder once `--demo` has seeded it.
+const DEMO_MARKER: &str = "demo-seeded";
 
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, UpError> {
     let io = |source| UpError::DataDir {
@@ -187,156 +255,54 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, UpError> {
     }
 }
 
-fn ports(base: u16) -> Result<Vec<u16>, UpError> {
-    MEMBERS
-        .iter()
-        .map(|member| match base {
-            0 => Ok(0),
-            base => base
-                .checked_add(member.port_offset)
-                .ok_or(UpError::BasePort(base)),
-        })
-        .collect()
-}
-
-/// Outbound's one-click unsubscribe pages: the port after the last service's (50056).
+/// Outbound's one-click unsubscribe pages: the port after the last service's (50056). Checked
+/// first, so it also checks that every service's port fits.
 fn outbound_http_port(base: u16) -> Result<u16, UpError> {
     match base {
         0 => Ok(0),
-        base => u16::try_from(MEMBERS.len())
+        base => u16::try_from(Member::ALL.len())
             .ok()
             .and_then(|count| base.checked_add(count))
             .ok_or(UpError::BasePort(base)),
     }
 }
 
-/// A member of the suite, running.
-struct Running {
-    member: &'static Member,
-    server: RunningServer,
-}
-
 async fn serve_suite(
     database: &SuiteDatabase,
-    settings: &SuiteSettings,
-    host: IpAddr,
-    ports: &[u16],
+    options: SuiteOptions,
+    demo: Option<(PathBuf, usize)>,
     shutdown: CancellationToken,
 ) -> Result<(), UpError> {
-    let mut running = Vec::with_capacity(MEMBERS.len());
-    let mut notices = Vec::new();
-    let started = start_members(
-        database,
-        settings,
-        host,
-        ports,
-        &shutdown,
-        &mut running,
-        &mut notices,
-    )
-    .await;
-    if started.is_ok() && !shutdown.is_cancelled() {
-        print_endpoints(database, &running, &notices);
-        shutdown.cancelled().await;
-        say!("stopping");
-    }
-    shutdown.cancel();
-    let mut stopped = Ok(());
-    for member in running {
-        if let Err(error) = member.server.wait().await {
-            tracing::error!(service = member.member.name, error = %ecrm_platform::status::chain(&error), "service stopped on error");
-            stopped = Err(error.into());
-        }
-    }
-    started.and(stopped)
-}
-
-async fn start_members(
-    database: &SuiteDatabase,
-    settings: &SuiteSettings,
-    host: IpAddr,
-    ports: &[u16],
-    shutdown: &CancellationToken,
-    running: &mut Vec<Running>,
-    notices: &mut Vec<String>,
-) -> Result<(), UpError> {
-    // Every port is taken first: a member learns where the others listen before it starts.
-    let mut listeners = Vec::with_capacity(MEMBERS.len());
-    for (member, port) in MEMBERS.iter().zip(ports) {
-        let addr = SocketAddr::new(host, *port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| UpError::Bind {
-                service: member.name,
-                addr,
-                source,
-            })?;
-        listeners.push(listener);
-    }
-    let mut started = services::Started::default();
-    for (member, listener) in MEMBERS.iter().zip(&listeners) {
-        started.listens_on(
-            member.name,
-            listener.local_addr().map_err(|source| UpError::Bind {
-                service: member.name,
-                addr: SocketAddr::new(host, 0),
-                source,
-            })?,
-        );
-    }
-    for (member, listener) in MEMBERS.iter().zip(listeners) {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let url = provision_member(database.admin_url(), member).await?;
-        if let Some(def) = member.def {
-            let (url, schema, migrations) = (url.clone(), def.schema, def.migrations);
-            tokio::task::spawn_blocking(move || {
-                ecrm_platform::db::migrate(&url, schema, migrations)
-            })
-            .await
-            .map_err(|e| UpError::Serve(e.into()))?
-            .map_err(|source| UpError::Migrate {
-                service: member.name,
-                source,
-            })?;
-        }
-        let db = Db::connect(&url, member.schema, Default::default())
-            .await
-            .map_err(|source| UpError::Pool {
-                service: member.name,
-                source,
-            })?;
-        let options = ShutdownConfig {
-            // Nothing routes to a local suite but its user: stop at once, still draining calls.
-            grace: Duration::ZERO,
-            drain_timeout: Duration::from_secs(10),
+    let suite = match Suite::start(options).await {
+        Ok(suite) => suite,
+        // Ctrl-C while starting: the members that had started are stopped.
+        Err(SuiteError::Cancelled) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
+    if let Some((marker, customers)) = demo {
+        let seeded = tokio::select! {
+            seeded = demo::seed_once(&suite, &marker, customers) => seeded,
+            () = shutdown.cancelled() => Ok(()),
         };
-        let context = ServiceContext::new(db, shutdown.child_token());
-        let built = services::build(member, context, settings, &mut started).await?;
-        // Said at once: a later member failing to start must not lose a credential shown once.
-        if let Some(notice) = &built.notice {
-            say!("{notice}");
+        if let Err(error) = seeded {
+            let _ = suite.stop().await;
+            return Err(error);
         }
-        notices.extend(built.notice);
-        let server =
-            RunningServer::start(listener, built.routes, options, shutdown.child_token()).await?;
-        running.push(Running { member, server });
     }
+    print_endpoints(database, &suite);
+    shutdown.cancelled().await;
+    say!("stopping");
+    suite.stop().await?;
     Ok(())
 }
 
-fn print_endpoints(database: &SuiteDatabase, running: &[Running], notices: &[String]) {
+fn print_endpoints(database: &SuiteDatabase, suite: &Suite) {
     say!("eCRM suite is up");
     say!("  {:<14} {}", "postgresql", database.describe());
-    for member in running {
-        say!(
-            "  {:<14} {}",
-            member.member.name,
-            member.server.local_addr()
-        );
+    for (member, addr) in suite.endpoints() {
+        say!("  {:<14} {}", member.name(), addr);
     }
-    if !notices.is_empty() {
+    if suite.first_operator().is_some() {
         say!("(credentials above are not shown again)");
     }
     say!("ready: health and reflection on every endpoint; press Ctrl-C to stop");
@@ -347,15 +313,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_follow_the_base_port_in_suite_order() {
-        assert_eq!(ports(50051).unwrap(), [50051, 50052, 50053, 50054, 50055]);
-        assert_eq!(ports(0).unwrap(), [0, 0, 0, 0, 0]);
-        assert!(matches!(ports(65533), Err(UpError::BasePort(65533))));
+    fn the_unsubscribe_pages_follow_the_last_service() {
         assert_eq!(outbound_http_port(50051).unwrap(), 50056);
         assert_eq!(outbound_http_port(0).unwrap(), 0);
         assert!(matches!(
             outbound_http_port(65531),
             Err(UpError::BasePort(65531))
+        ));
+        assert!(matches!(
+            outbound_http_port(65533),
+            Err(UpError::BasePort(65533))
         ));
     }
 }

@@ -1,0 +1,1 @@
+//! End-to-end journeys across the eCRM suite; everything is in `tests/`.

@@ -390,7 +390,8 @@ impl ProcessSuite {
             let _ = process.child.start_kill();
             let _ = process.child.wait().await;
         }
-        let admin = self.admin_url()?;
+        // Roles are dropped from the server's own database: the suite's is gone by then.
+        let admin = ecrm_testkit::PgServer::get()?.admin_url().clone();
         drop(self.database.take());
         let prefix = self.role_prefix.clone();
         tokio::task::spawn_blocking(move || ecrm_suite::drop_roles(&admin, &prefix)).await??;

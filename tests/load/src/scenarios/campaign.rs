@@ -80,14 +80,21 @@ pub async fn run(context: &Context, recipients: usize) -> anyhow::Result<Vec<Com
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let suite = Measured::single(recipients as u64, started.elapsed())?;
-    let stats = campaigns
-        .get_campaign_stats(pb::GetCampaignStatsRequest {
-            campaign_id: campaign.campaign_id,
-        })
-        .await?
-        .into_inner();
-    if stats.sent as usize != recipients {
-        bail!("{} sent of {recipients}: {stats:?}", stats.sent);
+    // Each send is recorded once the server has accepted it: the last ones follow shortly.
+    loop {
+        let stats = campaigns
+            .get_campaign_stats(pb::GetCampaignStatsRequest {
+                campaign_id: campaign.campaign_id.clone(),
+            })
+            .await?
+            .into_inner();
+        if stats.sent as usize == recipients {
+            break;
+        }
+        if stats.failed > 0 || stats.blocked > 0 || started.elapsed() > DEADLINE {
+            bail!("{} sent of {recipients}: {stats:?}", stats.sent);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let direct = send_directly(context, recipients).await?;

@@ -117,16 +117,21 @@ impl Context {
     }
 
     /// One client of the suite per load client, each with its own connections and tokens,
-    /// as separate callers would be.
-    pub fn clients(&self) -> anyhow::Result<Vec<Client>> {
-        (0..self.load.clients)
-            .map(|_| {
-                Ok(Client::connect(
-                    self.suite.endpoints(),
-                    self.credentials.clone(),
-                )?)
-            })
-            .collect()
+    /// as separate callers would be, each holding its token for `scope` at `audience`
+    /// before the clock starts. The logins are made one after another: identity admits a few
+    /// concurrent logins of one account from one address, and throttles the rest.
+    pub async fn clients(&self, audience: &str, scope: &str) -> anyhow::Result<Vec<Client>> {
+        let mut clients = Vec::with_capacity(self.load.clients);
+        for _ in 0..self.load.clients {
+            let client = Client::connect(self.suite.endpoints(), self.credentials.clone())?;
+            client
+                .tokens()
+                .token(audience, &[scope.to_owned()])
+                .await
+                .with_context(|| format!("no {scope} token for {audience}"))?;
+            clients.push(client);
+        }
+        Ok(clients)
     }
 
     pub fn database(&self) -> anyhow::Result<DatabaseUrl> {

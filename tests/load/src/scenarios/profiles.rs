@@ -26,7 +26,7 @@ const MESSAGES: usize = 5;
 
 pub async fn get(context: &Context) -> anyhow::Result<Vec<Comparison>> {
     let subjects = Arc::new(create_customers(context, "reader", READ_CUSTOMERS).await?);
-    let clients = context.clients()?;
+    let clients = context.clients("profiles", "profiles.read").await?;
     for client in &clients {
         read(client, &subjects[0]).await?;
     }
@@ -131,7 +131,7 @@ async fn number_subjects(url: &DatabaseUrl, subjects: &[String]) -> anyhow::Resu
 
 pub async fn ingest(context: &Context) -> anyhow::Result<Vec<Comparison>> {
     let subjects = Arc::new(create_customers(context, "buyer", INGEST_CUSTOMERS).await?);
-    let clients = context.clients()?;
+    let clients = context.clients("profiles", "events.write").await?;
     let stream_subjects = subjects.clone();
     let ecrm = drive(context.load, move |c, n| {
         let client = clients[c].clone();

@@ -47,6 +47,8 @@ pub use crate::delivery::{DeliveryConfig, SIGNATURE_HEADER, verify_webhook_signa
 
 pub use crate::config::OutboundConfig;
 pub use crate::error::OutboundError;
+/// Quiet hours, the gate's check of local time: public for benchmarks.
+pub use crate::gate::quiet_hours::QuietHours;
 pub use crate::templates::domain::Channel;
 
 /// What the blind-index key of suppressed addresses is derived for.

@@ -36,6 +36,8 @@ pub use crate::caller::{ON_BEHALF_OF_HEADER, PURPOSE_HEADER};
 pub use crate::config::ProfilesConfig;
 pub use crate::consent_sharing::ConsentSharing;
 pub use crate::error::ProfilesError;
+/// An identifier normalised, and its blind index: public for benchmarks.
+pub use crate::identifiers::domain::{Identifier, IdentifierKind};
 pub use crate::sharing::{NothingShared, SharedFields, SharingPolicy};
 
 pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();

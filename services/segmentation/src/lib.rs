@@ -30,6 +30,13 @@ use tonic::transport::Channel;
 
 pub use crate::config::SegmentationConfig;
 pub use crate::error::SegmentationError;
+/// The SQL `CASE` that names a customer's RFM segment: public for benchmarks.
+pub use crate::rfm::domain::segment_case_sql;
+/// A segment rule, parsed and evaluated on a customer's facts: public for benchmarks.
+pub use crate::rules::{Rule, Value};
+/// The type of each field a segment rule may read, the schema rules are parsed with: public
+/// for benchmarks.
+pub use crate::segments::facts::field_type;
 
 pub static MIGRATIONS: EmbeddedMigrations = embed_migrations!();
 

@@ -256,6 +256,7 @@ impl ProcessSuite {
         let child = Command::new(binary(settings, member))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")))
             .envs(env)
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)

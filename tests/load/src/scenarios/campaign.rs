@@ -16,7 +16,7 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use tokio::sync::Mutex;
 
-use super::{Context, create_customers};
+use super::{Context, create_customers, record_decisions};
 use crate::driver::{Limit, Load, Measured, drive};
 use crate::report::{Comparison, Figure, Goal};
 
@@ -32,7 +32,11 @@ pub async fn run(context: &Context, recipients: usize) -> anyhow::Result<Vec<Com
     let shop = Client::connect(context.suite.endpoints(), context.credentials.clone())?;
     let notice = define_purpose(&shop).await?;
     let subjects = create_customers(context, "recipient-", recipients).await?;
-    grant(&shop, &subjects, &notice).await?;
+    let grants = subjects
+        .iter()
+        .map(|subject| (subject.clone(), consent::Decision::Granted))
+        .collect();
+    record_decisions(&shop, PURPOSE, &notice, grants).await?;
     define_template(&shop).await?;
 
     let smtp = context.suite.smtp();
@@ -140,35 +144,6 @@ async fn define_purpose(shop: &Client) -> anyhow::Result<String> {
         .await?
         .into_inner()
         .version)
-}
-
-/// Every customer agrees to the offers by email.
-async fn grant(shop: &Client, subjects: &[String], notice: &str) -> anyhow::Result<()> {
-    let subjects = Arc::new(subjects.to_vec());
-    let (shop, notice) = (shop.clone(), notice.to_owned());
-    drive(
-        Load::new(16, Limit::Count(subjects.len() as u64)),
-        move |_, n| {
-            let (shop, notice) = (shop.clone(), notice.clone());
-            let subject_id = subjects[n as usize].clone();
-            async move {
-                shop.consents()?
-                    .record_consent(consent::RecordConsentRequest {
-                        subject_id,
-                        purpose_key: PURPOSE.to_owned(),
-                        decision: consent::Decision::Granted.into(),
-                        channel: consent::Channel::Email.into(),
-                        collection_point: "checkout".to_owned(),
-                        notice_version: notice,
-                        ..Default::default()
-                    })
-                    .await?;
-                Ok(1)
-            }
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 async fn define_template(shop: &Client) -> anyhow::Result<()> {

@@ -9,8 +9,8 @@ use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
 use ecrm_client::proto::common::v1 as common;
 use ecrm_client::proto::consent::v1 as pb;
 
-use super::Context;
-use crate::driver::{Limit, Load, drive, drive_sql};
+use super::{Context, record_decisions};
+use crate::driver::{Load, drive, drive_sql};
 use crate::report::{Comparison, Figure, Goal};
 
 /// Subjects in one `CheckConsent` call: the most the contract allows.
@@ -49,37 +49,20 @@ pub async fn check(context: &Context) -> anyhow::Result<Vec<Comparison>> {
             .map(|_| uuid::Uuid::now_v7().to_string())
             .collect(),
     );
-    let decided = subjects.clone();
-    let recorder = client.clone();
-    drive(
-        Load::new(16, Limit::Count((SUBJECTS / 5) as u64)),
-        move |_, n| {
-            let subject_id = decided[n as usize * 5].clone();
-            let client = recorder.clone();
-            let notice = notice.clone();
-            async move {
-                let decision = if n % 2 == 0 {
-                    pb::Decision::Granted
-                } else {
-                    pb::Decision::Withdrawn
-                };
-                client
-                    .consents()?
-                    .record_consent(pb::RecordConsentRequest {
-                        subject_id,
-                        purpose_key: PURPOSE.to_owned(),
-                        decision: decision.into(),
-                        channel: pb::Channel::Email.into(),
-                        collection_point: "checkout".to_owned(),
-                        notice_version: notice,
-                        ..Default::default()
-                    })
-                    .await?;
-                Ok(1)
-            }
-        },
-    )
-    .await?;
+    let decisions = subjects
+        .iter()
+        .step_by(5)
+        .enumerate()
+        .map(|(i, subject)| {
+            let decision = if i % 2 == 0 {
+                pb::Decision::Granted
+            } else {
+                pb::Decision::Withdrawn
+            };
+            (subject.clone(), decision)
+        })
+        .collect();
+    record_decisions(&client, PURPOSE, &notice, decisions).await?;
     let url = context.database()?;
     // As autovacuum soon does for a running service: statistics for the planner.
     let analyze = url.clone();

@@ -87,16 +87,13 @@ impl ProcessSuite {
         Ok(suite)
     }
 
-    fn admin_url(&self) -> anyhow::Result<DatabaseUrl> {
+    /// A superuser URL to the suite's database: the services provision their roles with it,
+    /// and the SQL baselines run through it.
+    pub fn admin_url(&self) -> anyhow::Result<DatabaseUrl> {
         self.database
             .as_ref()
             .map(TestDatabase::admin_url)
             .ok_or_else(|| anyhow!("the suite's database is gone"))
-    }
-
-    /// A superuser URL to the suite's database, for the SQL baselines.
-    pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
-        self.admin_url()
     }
 
     /// `member`'s URL to connect as its own role.
@@ -118,12 +115,10 @@ impl ProcessSuite {
         keys: &MasterKeys,
     ) -> anyhow::Result<()> {
         let out_dir = self.dir.path().join("secrets");
-        let output = Command::new(binary(settings, Member::Identity))
+        let output = service_command(settings, Member::Identity)
             .arg("provision-accounts")
             .arg("--out-dir")
             .arg(&out_dir)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("DATABASE_URL", self.member_url(Member::Identity)?.expose())
             .env("ECRM_DATABASE_ADMIN_URL", self.admin_url()?.expose())
             .env("ECRM_IDENTITY_MASTER_KEY", &keys.identity)
@@ -253,10 +248,7 @@ impl ProcessSuite {
     ) -> anyhow::Result<Process> {
         let log = self.dir.path().join(format!("{}.log", member.name()));
         let file = std::fs::File::create(&log)?;
-        let child = Command::new(binary(settings, member))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")))
+        let child = service_command(settings, member)
             .envs(env)
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
@@ -398,6 +390,18 @@ impl ProcessSuite {
         tokio::task::spawn_blocking(move || ecrm_suite::drop_roles(&admin, &prefix)).await??;
         Ok(())
     }
+}
+
+/// `member`'s binary with none of this process's environment but `PATH` and the allocator's
+/// `MIMALLOC_*` settings: the services read their settings from the environment, and must
+/// not pick up the caller's.
+fn service_command(settings: &SuiteSettings, member: Member) -> Command {
+    let mut command = Command::new(binary(settings, member));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(std::env::vars().filter(|(name, _)| name.starts_with("MIMALLOC_")));
+    command
 }
 
 fn binary(settings: &SuiteSettings, member: Member) -> PathBuf {

@@ -139,7 +139,7 @@ impl Context {
     }
 
     pub fn database(&self) -> anyhow::Result<DatabaseUrl> {
-        self.suite.database_url()
+        self.suite.admin_url()
     }
 }
 

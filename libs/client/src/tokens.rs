@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ecrm_proto::ecrm::identity::v1 as pb;
@@ -10,12 +11,19 @@ use ecrm_proto::ecrm::identity::v1::issue_token_request::Grant;
 use ecrm_proto::ecrm::identity::v1::tokens_client::TokensClient;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 use crate::credentials::Credentials;
 
 /// A token is renewed this long before it expires, so a call never leaves with a token that
 /// dies on the way.
 const RENEW_BEFORE: chrono::Duration = chrono::Duration::seconds(60);
+/// A login identity turns away with a wait no longer than this (too many logins of one account
+/// at once) is tried again after that wait; a longer wait is a block after failed logins, and
+/// is the caller's to see.
+const LONGEST_LOGIN_WAIT: Duration = Duration::from_secs(2);
+/// Logins tried in all, the first included, while identity asks to wait.
+const LOGIN_ATTEMPTS: u32 = 10;
 
 /// One access token, as cached (and as a tool may keep it on disk between runs).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,15 +229,29 @@ impl Tokens {
             }
             Credentials::Session { refresh_token } => Grant::RefreshToken(refresh_token),
         };
-        let issued = TokensClient::new(self.identity.clone())
-            .issue_token(pb::IssueTokenRequest {
-                grant: Some(grant),
-                scopes: scopes.to_vec(),
-                audience: audience.to_owned(),
-                start_session,
-            })
-            .await?
-            .into_inner();
+        let request = pb::IssueTokenRequest {
+            grant: Some(grant),
+            scopes: scopes.to_vec(),
+            audience: audience.to_owned(),
+            start_session,
+        };
+        let mut attempt = 1;
+        let issued = loop {
+            match TokensClient::new(self.identity.clone())
+                .issue_token(request.clone())
+                .await
+            {
+                Ok(issued) => break issued.into_inner(),
+                Err(status) => match login_wait(&status) {
+                    Some(wait) if attempt < LOGIN_ATTEMPTS => {
+                        tracing::debug!(attempt, ?wait, "identity asks to wait, logging in again");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    _ => return Err(status),
+                },
+            }
+        };
         let session = (!issued.refresh_token.is_empty()).then(|| Session {
             refresh_token: issued.refresh_token,
             expires_at: issued.session_expires_at.and_then(timestamp),
@@ -249,6 +271,16 @@ impl Tokens {
         };
         Ok((Some(token), session))
     }
+}
+
+/// The wait identity asks for before the next login, when it turned this one away for a moment
+/// (RESOURCE_EXHAUSTED with a short retry delay).
+fn login_wait(status: &tonic::Status) -> Option<Duration> {
+    if status.code() != tonic::Code::ResourceExhausted {
+        return None;
+    }
+    let wait = status.get_details_retry_info()?.retry_delay?;
+    (wait <= LONGEST_LOGIN_WAIT).then_some(wait)
 }
 
 fn timestamp(at: prost_types::Timestamp) -> Option<DateTime<Utc>> {

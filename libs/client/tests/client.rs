@@ -256,3 +256,32 @@ async fn a_session_issues_tokens_without_the_password_until_it_is_ended() {
     let refused = list().await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_of_one_account_logging_in_at_once_all_get_through() {
+    let suite = Suite::start().await;
+    let (client_id, secret) = suite
+        .service_account(pb::PrincipalKind::Internal, "", &["profiles.read"])
+        .await;
+    // Identity checks at most five logins of one account from one address at a time and turns
+    // the others away for a second: the client waits that second and logs in again.
+    let clients: Vec<Client> = (0..8)
+        .map(|_| {
+            Client::connect(
+                suite.endpoints(),
+                Credentials::service_account(client_id.clone(), secret.clone()),
+            )
+            .unwrap()
+        })
+        .collect();
+    let calls = clients.iter().map(|client| async move {
+        client
+            .profiles()
+            .unwrap()
+            .list_attribute_definitions(ListAttributeDefinitionsRequest {})
+            .await
+    });
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+}

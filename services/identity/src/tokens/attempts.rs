@@ -101,9 +101,7 @@ impl LoginAttempts {
                 // used up, one attempt at a time, each failure blocking longer.
                 let in_flight_allowed = (FREE_ATTEMPTS - counters.failures).max(1);
                 if pending >= in_flight_allowed {
-                    return Err(IdentityError::Throttled {
-                        retry_after: Duration::from_secs(1),
-                    });
+                    return Err(IdentityError::Busy);
                 }
                 store::update_start(conn, &attempt_key, pending + 1, now)?;
                 Ok(())

@@ -209,15 +209,12 @@ impl<F: FeedSource> FeedFollower<F> {
         };
         let source = self.source.clone();
         let expected = stored.clone();
-        // Per schema: services sharing a database each follow the feed into their own table.
-        let lock = crate::db::lock_key("feed", &format!("{}.{}", self.db.schema(), F::FEED));
+        let schema = self.db.schema().to_owned();
         let cursor = last.clone();
         let applied = self
             .db
             .run(move |conn| {
-                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                    .bind::<BigInt, _>(lock)
-                    .execute(conn)?;
+                lock_applying(conn, &schema, F::FEED)?;
                 if find_cursor(conn, F::FEED)? != expected {
                     return Ok(false);
                 }
@@ -234,4 +231,17 @@ impl<F: FeedSource> FeedFollower<F> {
         self.source.committed();
         Ok(())
     }
+}
+
+/// Takes, until the end of the caller's transaction, the lock under which a follower of `feed`
+/// applies each batch to `schema`: one batch at a time across replicas, and whatever else must
+/// not interleave with a batch (an erasure that a batch read before it must not undo) waits for
+/// the batch in progress and holds off the next.
+pub fn lock_applying(conn: &mut PgConnection, schema: &str, feed: &str) -> QueryResult<()> {
+    // Per schema: services sharing a database each follow the feed into their own table.
+    let key = crate::db::lock_key("feed", &format!("{schema}.{feed}"));
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(key)
+        .execute(conn)
+        .map(drop)
 }

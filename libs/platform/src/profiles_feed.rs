@@ -28,6 +28,9 @@ pub trait ChangeSink: Send + Sync + 'static {
     fn committed(&self) {}
 }
 
+/// The name the profiles feed's cursor and apply lock go by in a follower's schema.
+pub const FEED: &str = "profiles";
+
 /// The profiles change feed, into a [`ChangeSink`].
 pub struct ProfilesChanges<S>(Arc<S>);
 
@@ -35,7 +38,7 @@ impl<S: ChangeSink> FeedSource for ProfilesChanges<S> {
     type Message = pb::WatchChangesResponse;
     type Error = S::Error;
 
-    const FEED: &'static str = "profiles";
+    const FEED: &'static str = FEED;
     const AUDIENCE: &'static str = "profiles";
     const SCOPE: &'static str = "profiles.read";
 

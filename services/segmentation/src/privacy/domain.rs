@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use ecrm_platform::Db;
 use ecrm_platform::privacy::ExportRecord;
+use ecrm_platform::{Db, feed_follower, profiles_feed};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -200,8 +200,12 @@ impl Privacy {
     /// Deletes everything about the subject; repeating `request` replays the first receipt.
     pub async fn erase(&self, subject: Uuid, request: Uuid) -> Result<Receipt, SegmentationError> {
         let memberships = self.memberships.clone();
+        let schema = self.db.schema().to_owned();
         self.db
             .run(move |conn| {
+                // After the feed batch in progress, and before the next: a batch read before the
+                // erasure sees it recorded, and leaves the subject erased.
+                feed_follower::lock_applying(conn, &schema, profiles_feed::FEED)?;
                 let done: Option<(serde_json::Value, DateTime<Utc>)> = erasures::table
                     .find(request)
                     .select((erasures::receipt, erasures::completed_at))

@@ -1,7 +1,7 @@
 //! What a change at profiles does to the projection: a customer appears, changes their
 //! attributes, buys, returns, visits, is merged into another, restricted, or erased.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -114,9 +114,17 @@ impl Projection {
         changes: &[pb::Change],
         now: DateTime<Utc>,
     ) -> Result<(), SegmentationError> {
+        // A subject erased here stays erased: a change recorded before its erasure at profiles
+        // but read after the erasure here (followers read ahead) would bring its data back.
+        let named: Vec<Uuid> = changes.iter().flat_map(subjects_named).collect();
+        let erased: HashSet<Uuid> = store::list_erased(conn, &named)?.into_iter().collect();
         let mut touched = HashMap::new();
         for change in changes {
-            self.apply(conn, change, &mut touched)?;
+            let stale = change.kind() != pb::ChangeKind::Erased
+                && subjects_named(change).any(|id| erased.contains(&id));
+            if !stale {
+                self.apply(conn, change, &mut touched)?;
+            }
         }
         self.memberships.evaluate_touched(conn, &touched, now)
     }
@@ -200,6 +208,13 @@ impl Projection {
             }
         }
     }
+}
+
+/// The subject a change is about, and the one merged into it.
+fn subjects_named(change: &pb::Change) -> impl Iterator<Item = Uuid> + '_ {
+    [&change.subject_id, &change.merged_subject_id]
+        .into_iter()
+        .filter_map(|id| Uuid::parse_str(id).ok())
 }
 
 /// Notes that `what` of `subject`'s facts may have moved.

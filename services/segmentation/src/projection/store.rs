@@ -7,7 +7,18 @@ use diesel::sql_types::{BigInt, Bool, Date, Nullable, Timestamptz, Uuid as SqlUu
 use uuid::Uuid;
 
 use super::{attributes, facts};
-use crate::schema::segmentation::{customers, daily_visits, orders, profiling_objections};
+use crate::schema::segmentation::{
+    customers, daily_visits, erasures, orders, profiling_objections,
+};
+
+/// Those of `subjects` erased here at their request.
+pub fn list_erased(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<Uuid>> {
+    erasures::table
+        .filter(erasures::subject_id.eq_any(subjects))
+        .select(erasures::subject_id)
+        .distinct()
+        .load(conn)
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = customers, check_for_backend(diesel::pg::Pg))]

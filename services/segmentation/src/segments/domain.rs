@@ -244,6 +244,7 @@ impl Segments {
         let options = FollowOptions {
             signal: self.changed.clone(),
             poll_interval: WATCH_POLL,
+            gather: Duration::ZERO,
             shutdown: self.shutdown.clone(),
             batch: WATCH_BATCH,
         };

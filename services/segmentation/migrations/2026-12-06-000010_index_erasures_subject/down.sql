@@ -1,0 +1,1 @@
+DROP INDEX erasures_subject;

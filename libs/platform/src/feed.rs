@@ -53,6 +53,9 @@ pub struct FollowOptions {
     pub signal: Arc<Notify>,
     /// How often to read again without a signal (rows written by other replicas).
     pub poll_interval: Duration,
+    /// How long to wait after a signal before reading, so that the commits of a burst (many
+    /// writers each committing a batch) are read at once rather than one read each.
+    pub gather: Duration,
     /// Ends the stream with UNAVAILABLE ("resume from the last cursor").
     pub shutdown: CancellationToken,
     /// Rows read at most at once.
@@ -87,13 +90,18 @@ where
             if full {
                 continue;
             }
-            let stopping = tokio::select! {
-                () = options.shutdown.cancelled() => true,
-                () = &mut notified => false,
-                () = tokio::time::sleep(options.poll_interval) => false,
+            // `None` when the server is shutting down, else whether a signal woke us.
+            let woken = tokio::select! {
+                () = options.shutdown.cancelled() => None,
+                () = &mut notified => Some(true),
+                () = tokio::time::sleep(options.poll_interval) => Some(false),
             };
-            if stopping {
+            let Some(signalled) = woken else {
                 Err(Status::unavailable("the server is shutting down: resume from the last cursor"))?;
+                return;
+            };
+            if signalled && !options.gather.is_zero() {
+                tokio::time::sleep(options.gather).await;
             }
         }
     }

@@ -43,29 +43,31 @@ pub fn record(
     action: Action,
     subjects: &[Uuid],
 ) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Nullable, Text};
     if subjects.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = subjects
-        .iter()
-        .map(|subject| {
-            (
-                access_log::id.eq(Uuid::now_v7()),
-                access_log::subject_id.eq(*subject),
-                access_log::principal.eq(&caller.principal.subject),
-                access_log::principal_kind.eq(caller.principal.kind.as_str()),
-                access_log::partner_id.eq(caller.principal.partner_id.as_deref()),
-                access_log::on_behalf_of.eq(caller.on_behalf_of.as_deref()),
-                access_log::purpose.eq(caller.logged_purpose()),
-                access_log::method.eq(caller.method),
-                access_log::action.eq(action.as_str()),
-            )
-        })
-        .collect();
-    diesel::insert_into(access_log::table)
-        .values(rows)
-        .execute(conn)
-        .map(drop)
+    // One statement of one array of subjects, whatever their number (a batch of interactions
+    // names hundreds).
+    let ids: Vec<Uuid> = subjects.iter().map(|_| Uuid::now_v7()).collect();
+    diesel::sql_query(
+        "INSERT INTO access_log \
+           (id, subject_id, principal, principal_kind, partner_id, on_behalf_of, purpose, \
+            method, action) \
+         SELECT id, subject_id, $3, $4, $5, $6, $7, $8, $9 \
+         FROM unnest($1::uuid[], $2::uuid[]) AS t(id, subject_id)",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+    .bind::<Array<diesel::sql_types::Uuid>, _>(subjects)
+    .bind::<Text, _>(&caller.principal.subject)
+    .bind::<Text, _>(caller.principal.kind.as_str())
+    .bind::<Nullable<Text>, _>(caller.principal.partner_id.as_deref())
+    .bind::<Nullable<Text>, _>(caller.on_behalf_of.as_deref())
+    .bind::<Text, _>(caller.logged_purpose())
+    .bind::<Text, _>(caller.method)
+    .bind::<Text, _>(action.as_str())
+    .execute(conn)
+    .map(drop)
 }
 
 pub fn list_by_subject(conn: &mut PgConnection, subject: Uuid) -> QueryResult<Vec<AccessRow>> {

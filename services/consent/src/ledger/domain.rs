@@ -185,6 +185,7 @@ impl Ledger {
         let options = FollowOptions {
             signal: self.recorded.clone(),
             poll_interval: WATCH_POLL,
+            gather: Duration::ZERO,
             shutdown: self.shutdown.clone(),
             batch: WATCH_BATCH,
         };

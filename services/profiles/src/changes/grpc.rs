@@ -30,6 +30,9 @@ use crate::profiles::view;
 
 /// Changes read per query.
 const BATCH: usize = 500;
+/// After a commit, how long a follower's stream lets other commits arrive before it reads: with
+/// many writers committing batches at once, one read instead of one a commit.
+const GATHER: Duration = Duration::from_millis(20);
 
 pub type ChangeStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchChangesResponse, Status>> + Send>>;
@@ -184,6 +187,7 @@ impl Feed {
         let options = FollowOptions {
             signal: self.signal.clone(),
             poll_interval: self.poll_interval,
+            gather: GATHER,
             shutdown: self.shutdown.clone(),
             batch: BATCH,
         };

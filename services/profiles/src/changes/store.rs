@@ -6,26 +6,32 @@ use super::domain::NewChange;
 use crate::schema::profiles::changes;
 
 /// Records changes in the caller's transaction: they become visible with it, in its order.
+/// One statement of one array a column, whatever the number of changes (a batch of
+/// interactions writes one a row).
 pub fn record(conn: &mut PgConnection, new: &[NewChange]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Bool, Nullable, Text, Uuid};
     if new.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = new
-        .iter()
-        .map(|change| {
-            (
-                changes::subject_id.eq(change.subject_id),
-                changes::kind.eq(change.kind.as_str()),
-                changes::merged_subject_id.eq(change.merged_subject_id),
-                changes::restricted.eq(change.restricted),
-                changes::interaction_id.eq(change.interaction_id),
-            )
-        })
-        .collect();
-    diesel::insert_into(changes::table)
-        .values(rows)
-        .execute(conn)
-        .map(drop)
+    let subjects: Vec<uuid::Uuid> = new.iter().map(|c| c.subject_id).collect();
+    let kinds: Vec<&str> = new.iter().map(|c| c.kind.as_str()).collect();
+    let merged: Vec<Option<uuid::Uuid>> = new.iter().map(|c| c.merged_subject_id).collect();
+    let restricted: Vec<Option<bool>> = new.iter().map(|c| c.restricted).collect();
+    let interactions: Vec<Option<uuid::Uuid>> = new.iter().map(|c| c.interaction_id).collect();
+    diesel::sql_query(
+        "INSERT INTO changes (subject_id, kind, merged_subject_id, restricted, interaction_id) \
+         SELECT subject_id, kind, merged_subject_id, restricted, interaction_id \
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::boolean[], $5::uuid[]) \
+           WITH ORDINALITY AS t(subject_id, kind, merged_subject_id, restricted, interaction_id, n) \
+         ORDER BY n",
+    )
+    .bind::<Array<Uuid>, _>(&subjects)
+    .bind::<Array<Text>, _>(&kinds)
+    .bind::<Array<Nullable<Uuid>>, _>(&merged)
+    .bind::<Array<Nullable<Bool>>, _>(&restricted)
+    .bind::<Array<Nullable<Uuid>>, _>(&interactions)
+    .execute(conn)
+    .map(drop)
 }
 
 #[derive(Debug, QueryableByName)]

@@ -359,13 +359,15 @@ fn record_batch(
             amount_minor: interaction.amount.as_ref().map(|a| a.amount_minor),
             currency: interaction.amount.as_ref().map(|a| a.currency.as_str()),
             sealed_payload: sealed,
-            origin: caller.partner().unwrap_or_default(),
             expires_at: interaction.occurred_at
                 + chrono::Duration::from_std(interaction.kind.retention())
                     .unwrap_or(chrono::Duration::MAX),
         })
         .collect();
-    let inserted: HashSet<Uuid> = store::insert_new(conn, &new_rows)?.into_iter().collect();
+    let inserted: HashSet<Uuid> =
+        store::insert_new(conn, caller.partner().unwrap_or_default(), &new_rows)?
+            .into_iter()
+            .collect();
     let mut feed: Vec<NewChange> = created
         .iter()
         .map(|subject| NewChange::of(ChangeKind::Created, *subject))

@@ -22,8 +22,7 @@ pub struct InteractionRow {
     pub sealed_payload: Option<Vec<u8>>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = interactions)]
+#[derive(Debug)]
 pub struct NewInteractionRow<'a> {
     pub id: Uuid,
     pub event_id: &'a str,
@@ -36,24 +35,65 @@ pub struct NewInteractionRow<'a> {
     pub currency: Option<&'a str>,
     pub sealed_payload: Vec<u8>,
     pub expires_at: DateTime<Utc>,
-    /// `""` for the organisation's own channels, else the recording partner's id.
-    pub origin: &'a str,
 }
 
-/// Inserts the rows whose `event_id` is new; returns the ids of those inserted.
+#[derive(QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// Inserts the rows whose `(origin, event_id)` is new, all recorded by `origin` (`""` for the
+/// organisation's own channels, else the recording partner's id); returns the ids of those
+/// inserted.
+///
+/// One statement of one array a column: its text is the same for every batch, where a
+/// multi-row `VALUES` list would be a new statement of a dozen parameters a row for the server
+/// to parse and plan each time.
 pub fn insert_new(
     conn: &mut PgConnection,
+    origin: &str,
     rows: &[NewInteractionRow<'_>],
 ) -> QueryResult<Vec<Uuid>> {
+    use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    diesel::insert_into(interactions::table)
-        .values(rows)
-        // A duplicate by `(origin, event_id)` is skipped.
-        .on_conflict_do_nothing()
-        .returning(interactions::id)
-        .get_results(conn)
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let events: Vec<&str> = rows.iter().map(|r| r.event_id).collect();
+    let subjects: Vec<Uuid> = rows.iter().map(|r| r.subject_id).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+    let channels: Vec<&str> = rows.iter().map(|r| r.channel).collect();
+    let orders: Vec<Option<&str>> = rows.iter().map(|r| r.order_id).collect();
+    let currencies: Vec<Option<&str>> = rows.iter().map(|r| r.currency).collect();
+    let occurred: Vec<DateTime<Utc>> = rows.iter().map(|r| r.occurred_at).collect();
+    let expires: Vec<DateTime<Utc>> = rows.iter().map(|r| r.expires_at).collect();
+    let amounts: Vec<Option<i64>> = rows.iter().map(|r| r.amount_minor).collect();
+    let payloads: Vec<&[u8]> = rows.iter().map(|r| r.sealed_payload.as_slice()).collect();
+    let inserted: Vec<InsertedId> = diesel::sql_query(
+        "INSERT INTO interactions \
+           (id, event_id, subject_id, kind, channel, occurred_at, order_id, amount_minor, \
+            currency, sealed_payload, expires_at, origin) \
+         SELECT *, $12 FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], \
+           $6::timestamptz[], $7::text[], $8::bigint[], $9::text[], $10::bytea[], \
+           $11::timestamptz[]) \
+         ON CONFLICT DO NOTHING \
+         RETURNING id",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+    .bind::<Array<Text>, _>(&events)
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&subjects)
+    .bind::<Array<Text>, _>(&kinds)
+    .bind::<Array<Text>, _>(&channels)
+    .bind::<Array<Timestamptz>, _>(&occurred)
+    .bind::<Array<Nullable<Text>>, _>(&orders)
+    .bind::<Array<Nullable<BigInt>>, _>(&amounts)
+    .bind::<Array<Nullable<Text>>, _>(&currencies)
+    .bind::<Array<Bytea>, _>(&payloads)
+    .bind::<Array<Timestamptz>, _>(&expires)
+    .bind::<Text, _>(origin)
+    .load(conn)?;
+    Ok(inserted.into_iter().map(|row| row.id).collect())
 }
 
 /// A subject's interactions, newest first, after the cursor `(occurred_at, id)`; only those

@@ -56,12 +56,14 @@ pub fn find_many(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<
 }
 
 /// The rows of `subjects`, locked against merges and erasures (which lock them for update) for
-/// the rest of the transaction, in id order; each as it is once the lock is held.
+/// the rest of the transaction, in id order; each as it is once the lock is held. The weakest
+/// lock that does so (`FOR KEY SHARE`): the one the foreign keys of rows referring to a profile
+/// take anyway, so inserting those rows takes no second lock.
 pub fn lock_shared(conn: &mut PgConnection, subjects: &[Uuid]) -> QueryResult<Vec<ProfileRow>> {
     profiles::table
         .filter(profiles::subject_id.eq_any(subjects))
         .order(profiles::subject_id)
-        .for_share()
+        .for_key_share()
         .select(ProfileRow::as_select())
         .load(conn)
 }

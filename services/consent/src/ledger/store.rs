@@ -164,6 +164,15 @@ struct FeedRow {
     feed_seq: i64,
 }
 
+/// The ledger's feed after a cursor. `ORDER BY` names the table's columns: the bare `tx` would
+/// be the selected `tx::text::bigint`, which no index holds, and every read would sort the table.
+const LIST_FEED_AFTER: &str = "SELECT id, tx::text::bigint AS tx, feed_seq FROM ledger \
+         WHERE (tx, feed_seq) > ($1::text::xid8, $2) \
+           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND (cardinality($3) = 0 OR purpose_key = ANY($3)) \
+         ORDER BY ledger.tx, ledger.feed_seq \
+         LIMIT $4";
+
 /// Entries after `(tx, seq)` in commit order, of `purposes` (all when empty), written by
 /// transactions older than every transaction still running: an entry not returned now can
 /// only come after the last one returned.
@@ -174,19 +183,12 @@ pub fn list_feed_after(
     limit: i64,
 ) -> QueryResult<Vec<(FeedCursor, EntryRow)>> {
     use diesel::sql_types::{Array, BigInt, Text};
-    let positions: Vec<FeedRow> = diesel::sql_query(
-        "SELECT id, tx::text::bigint AS tx, feed_seq FROM ledger \
-         WHERE (tx, feed_seq) > ($1::text::xid8, $2) \
-           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
-           AND (cardinality($3) = 0 OR purpose_key = ANY($3)) \
-         ORDER BY tx, feed_seq \
-         LIMIT $4",
-    )
-    .bind::<Text, _>(after.tx.to_string())
-    .bind::<BigInt, _>(after.seq)
-    .bind::<Array<Text>, _>(purposes)
-    .bind::<BigInt, _>(limit)
-    .load(conn)?;
+    let positions: Vec<FeedRow> = diesel::sql_query(LIST_FEED_AFTER)
+        .bind::<Text, _>(after.tx.to_string())
+        .bind::<BigInt, _>(after.seq)
+        .bind::<Array<Text>, _>(purposes)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
     let ids: Vec<Uuid> = positions.iter().map(|p| p.id).collect();
     let mut entries: std::collections::HashMap<Uuid, EntryRow> = ledger::table
         .filter(ledger::id.eq_any(&ids))
@@ -205,4 +207,33 @@ pub fn list_feed_after(
             entries.remove(&p.id).map(|row| (cursor, row))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::{Array, BigInt, Text};
+    use ecrm_platform::DbError;
+    use ecrm_testkit::{TestDatabase, index_plan};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_feed_is_read_through_its_index_without_sorting_the_ledger() {
+        let database = TestDatabase::new(&[&crate::SERVICE]).await;
+        let db = database.db(&crate::SERVICE).await.unwrap();
+        let plan = db
+            .run(|conn| {
+                let explain = diesel::sql_query(format!("EXPLAIN {LIST_FEED_AFTER}"))
+                    .into_boxed()
+                    .bind::<Text, _>("0")
+                    .bind::<BigInt, _>(0)
+                    .bind::<Array<Text>, _>(Vec::<String>::new())
+                    .bind::<BigInt, _>(500);
+                Ok::<_, DbError>(index_plan(conn, explain)?)
+            })
+            .await
+            .unwrap();
+        assert!(plan.iter().any(|l| l.contains("ledger_feed")), "{plan:#?}");
+        assert!(!plan.iter().any(|l| l.contains("Sort")), "{plan:#?}");
+    }
 }

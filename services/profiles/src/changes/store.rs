@@ -54,6 +54,17 @@ pub struct ChangeRow {
     pub interaction_id: Option<uuid::Uuid>,
 }
 
+/// The changes after a cursor. `ORDER BY` names the table's columns: the bare `tx` would be
+/// the selected `tx::text::bigint`, which no index holds, and every read would sort the table.
+const LIST_AFTER: &str = "SELECT tx::text::bigint AS tx, seq, subject_id, kind, occurred_at, merged_subject_id, \
+                restricted, interaction_id \
+         FROM changes \
+         WHERE (tx, seq) > ($1::text::xid8, $2) \
+           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND (cardinality($3) = 0 OR kind = ANY($3)) \
+         ORDER BY changes.tx, changes.seq \
+         LIMIT $4";
+
 /// Changes after `(tx, seq)` of the given kinds (all when empty), in commit order, written by
 /// transactions older than every transaction still running: a change not returned now can only
 /// come after the last one returned.
@@ -65,24 +76,47 @@ pub fn list_after(
     limit: i64,
 ) -> QueryResult<Vec<ChangeRow>> {
     use diesel::sql_types::{Array, BigInt, Text};
-    diesel::sql_query(
-        "SELECT tx::text::bigint AS tx, seq, subject_id, kind, occurred_at, merged_subject_id, \
-                restricted, interaction_id \
-         FROM changes \
-         WHERE (tx, seq) > ($1::text::xid8, $2) \
-           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
-           AND (cardinality($3) = 0 OR kind = ANY($3)) \
-         ORDER BY tx, seq \
-         LIMIT $4",
-    )
-    .bind::<Text, _>(tx.to_string())
-    .bind::<BigInt, _>(seq)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
+    diesel::sql_query(LIST_AFTER)
+        .bind::<Text, _>(tx.to_string())
+        .bind::<BigInt, _>(seq)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
 }
 
 /// Deletes a subject's changes before its erasure: the feed keeps only that it was erased.
 pub fn delete_by_subject(conn: &mut PgConnection, subject: uuid::Uuid) -> QueryResult<usize> {
     diesel::delete(changes::table.filter(changes::subject_id.eq(subject))).execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::{Array, BigInt, Text};
+    use ecrm_platform::DbError;
+    use ecrm_testkit::{TestDatabase, index_plan};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_feed_is_read_through_its_index_without_sorting_the_table() {
+        let database = TestDatabase::new(&[&crate::SERVICE]).await;
+        let db = database.db(&crate::SERVICE).await.unwrap();
+        let plan = db
+            .run(|conn| {
+                let explain = diesel::sql_query(format!("EXPLAIN {LIST_AFTER}"))
+                    .into_boxed()
+                    .bind::<Text, _>("0")
+                    .bind::<BigInt, _>(0)
+                    .bind::<Array<Text>, _>(Vec::<String>::new())
+                    .bind::<BigInt, _>(500);
+                Ok::<_, DbError>(index_plan(conn, explain)?)
+            })
+            .await
+            .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("changes_order")),
+            "{plan:#?}"
+        );
+        assert!(!plan.iter().any(|l| l.contains("Sort")), "{plan:#?}");
+    }
 }

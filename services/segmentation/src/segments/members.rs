@@ -326,7 +326,7 @@ pub fn last_event(conn: &mut PgConnection) -> QueryResult<FeedCursor> {
     let last: Option<Position> = diesel::sql_query(
         "SELECT tx::text::bigint AS tx, seq FROM membership_events \
          WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY tx DESC, seq DESC LIMIT 1",
+         ORDER BY membership_events.tx DESC, membership_events.seq DESC LIMIT 1",
     )
     .get_result(conn)
     .optional()?;
@@ -402,6 +402,15 @@ pub struct EventRow {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// Joins and leaves after a cursor. `ORDER BY` names the table's columns: the bare `tx` would be
+/// the selected `tx::text::bigint`, which no index holds, and every read would sort the table.
+const LIST_EVENTS_AFTER: &str = "SELECT tx::text::bigint AS tx, seq, segment, subject_id, joined, reason, occurred_at \
+         FROM membership_events \
+         WHERE (tx, seq) > ($1::text::xid8, $2) \
+           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND (cardinality($3::text[]) = 0 OR segment = ANY($3)) \
+         ORDER BY membership_events.tx, membership_events.seq LIMIT $4";
+
 /// Joins and leaves after `after` in commit order, of `segment_names` (all when empty),
 /// written by transactions older than every one still running: an event not returned now can
 /// only come after the last one returned.
@@ -411,19 +420,12 @@ pub fn list_events_after(
     segment_names: &[String],
     limit: i64,
 ) -> QueryResult<Vec<EventRow>> {
-    diesel::sql_query(
-        "SELECT tx::text::bigint AS tx, seq, segment, subject_id, joined, reason, occurred_at \
-         FROM membership_events \
-         WHERE (tx, seq) > ($1::text::xid8, $2) \
-           AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
-           AND (cardinality($3::text[]) = 0 OR segment = ANY($3)) \
-         ORDER BY tx, seq LIMIT $4",
-    )
-    .bind::<Text, _>(after.tx.to_string())
-    .bind::<BigInt, _>(after.seq)
-    .bind::<Array<Text>, _>(segment_names)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
+    diesel::sql_query(LIST_EVENTS_AFTER)
+        .bind::<Text, _>(after.tx.to_string())
+        .bind::<BigInt, _>(after.seq)
+        .bind::<Array<Text>, _>(segment_names)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
 }
 
 #[cfg(test)]
@@ -433,6 +435,29 @@ mod tests {
 
     use super::*;
     use crate::schema::segmentation::membership_events;
+
+    #[tokio::test]
+    async fn joins_and_leaves_are_read_through_their_index_without_sorting_the_table() {
+        use diesel::sql_types::{Array, BigInt, Text};
+        let database = ecrm_testkit::TestDatabase::new(&[&crate::SERVICE]).await;
+        let mut conn =
+            diesel::PgConnection::establish(database.service_url(&crate::SERVICE).expose())
+                .unwrap();
+        conn.batch_execute("SET search_path = segmentation")
+            .unwrap();
+        let explain = diesel::sql_query(format!("EXPLAIN {LIST_EVENTS_AFTER}"))
+            .into_boxed()
+            .bind::<Text, _>("0")
+            .bind::<BigInt, _>(0)
+            .bind::<Array<Text>, _>(Vec::<String>::new())
+            .bind::<BigInt, _>(500);
+        let plan = ecrm_testkit::index_plan(&mut conn, explain).unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("membership_events_feed")),
+            "{plan:#?}"
+        );
+        assert!(!plan.iter().any(|l| l.contains("Sort")), "{plan:#?}");
+    }
 
     #[tokio::test]
     async fn pruning_deletes_old_joins_and_leaves_and_moves_the_horizon_to_the_latest() {

@@ -1,6 +1,5 @@
 //! What PostgreSQL plans for a query, for tests that a hot query reads through its index.
 
-use diesel::connection::SimpleConnection as _;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -12,18 +11,20 @@ struct PlanLine {
     line: String,
 }
 
-/// The plan of `explain` (an `EXPLAIN` of the query, with its parameters bound), with scans
-/// and sorts priced out: on a test's small tables they would win, and they are still chosen
-/// where no index can give the rows or their order. A plan without `Sort` reads in index
-/// order, whatever the table's size.
-pub fn index_plan(
+/// Asserts that the query `explain` is an `EXPLAIN` of (with its parameters bound), run as a
+/// feed runs its reads ([`ecrm_platform::feed::in_index_order`]), walks `index` and sorts
+/// nothing: it reads in index order, whatever the table's size.
+pub fn assert_reads_in_index_order(
     conn: &mut PgConnection,
     explain: BoxedSqlQuery<'_, Pg, SqlQuery>,
-) -> QueryResult<Vec<String>> {
-    conn.batch_execute(
-        "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off",
-    )?;
-    let lines: Vec<PlanLine> = explain.load(conn)?;
-    conn.batch_execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")?;
-    Ok(lines.into_iter().map(|l| l.line).collect())
+    index: &str,
+) -> QueryResult<()> {
+    let plan: Vec<String> =
+        ecrm_platform::feed::in_index_order(conn, |conn| explain.load::<PlanLine>(conn))?
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+    assert!(plan.iter().any(|l| l.contains(index)), "{plan:#?}");
+    assert!(!plan.iter().any(|l| l.contains("Sort")), "{plan:#?}");
+    Ok(())
 }

@@ -420,12 +420,14 @@ pub fn list_events_after(
     segment_names: &[String],
     limit: i64,
 ) -> QueryResult<Vec<EventRow>> {
-    diesel::sql_query(LIST_EVENTS_AFTER)
-        .bind::<Text, _>(after.tx.to_string())
-        .bind::<BigInt, _>(after.seq)
-        .bind::<Array<Text>, _>(segment_names)
-        .bind::<BigInt, _>(limit)
-        .load(conn)
+    ecrm_platform::feed::in_index_order(conn, |conn| {
+        diesel::sql_query(LIST_EVENTS_AFTER)
+            .bind::<Text, _>(after.tx.to_string())
+            .bind::<BigInt, _>(after.seq)
+            .bind::<Array<Text>, _>(segment_names)
+            .bind::<BigInt, _>(limit)
+            .load(conn)
+    })
 }
 
 #[cfg(test)]
@@ -451,12 +453,8 @@ mod tests {
             .bind::<BigInt, _>(0)
             .bind::<Array<Text>, _>(Vec::<String>::new())
             .bind::<BigInt, _>(500);
-        let plan = ecrm_testkit::index_plan(&mut conn, explain).unwrap();
-        assert!(
-            plan.iter().any(|l| l.contains("membership_events_feed")),
-            "{plan:#?}"
-        );
-        assert!(!plan.iter().any(|l| l.contains("Sort")), "{plan:#?}");
+        ecrm_testkit::assert_reads_in_index_order(&mut conn, explain, "membership_events_feed")
+            .unwrap();
     }
 
     #[tokio::test]

@@ -33,16 +33,49 @@ pub enum FeedChange {
     Purchased { subject: Uuid, at: DateTime<Utc> },
 }
 
-/// Applies `change` in the caller's transaction.
-pub fn apply(conn: &mut PgConnection, change: &FeedChange) -> Result<(), ConsentError> {
-    match *change {
-        FeedChange::Purchased { subject, at } => {
-            let subject = survivor(conn, subject)?;
-            store::upsert_purchase(conn, subject, at, at)?;
+/// Applies `changes`, in order, in the caller's transaction: the purchases between two merges
+/// in one statement.
+pub fn apply(conn: &mut PgConnection, changes: &[FeedChange]) -> Result<(), ConsentError> {
+    let mut purchases: Vec<(Uuid, DateTime<Utc>)> = Vec::new();
+    for change in changes {
+        match *change {
+            FeedChange::Purchased { subject, at } => purchases.push((subject, at)),
+            FeedChange::Merged { into, merged, at } => {
+                record_purchases(conn, &purchases)?;
+                purchases.clear();
+                merge(conn, into, merged, at)?;
+            }
         }
-        FeedChange::Merged { into, merged, at } => merge(conn, into, merged, at)?,
     }
-    Ok(())
+    record_purchases(conn, &purchases)
+}
+
+/// Records purchases, each under the subject its buyer is now, after the merges seen so far.
+fn record_purchases(
+    conn: &mut PgConnection,
+    purchases: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), ConsentError> {
+    if purchases.is_empty() {
+        return Ok(());
+    }
+    let buyers: Vec<Uuid> = purchases.iter().map(|(subject, _)| *subject).collect();
+    let survivors = store::list_survivors(conn, &buyers)?;
+    let mut spans: BTreeMap<Uuid, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+    for (buyer, at) in purchases {
+        let subject = survivors.get(buyer).copied().unwrap_or(*buyer);
+        spans
+            .entry(subject)
+            .and_modify(|(first, last)| {
+                *first = (*first).min(*at);
+                *last = (*last).max(*at);
+            })
+            .or_insert((*at, *at));
+    }
+    let rows: Vec<_> = spans
+        .into_iter()
+        .map(|(subject, (first, last))| (subject, first, last))
+        .collect();
+    Ok(store::upsert_purchases(conn, &rows)?)
 }
 
 /// The subject `subject` is now, after the merges consent has seen.

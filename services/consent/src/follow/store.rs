@@ -3,7 +3,6 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Timestamptz;
 use uuid::Uuid;
@@ -54,24 +53,34 @@ pub fn upsert_purchase(
     first: DateTime<Utc>,
     last: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::insert_into(purchases::table)
-        .values((
-            purchases::subject_id.eq(subject),
-            purchases::first_purchase_at.eq(first),
-            purchases::last_purchase_at.eq(last),
-        ))
-        .on_conflict(purchases::subject_id)
-        .do_update()
-        .set((
-            purchases::first_purchase_at.eq(sql::<Timestamptz>(
-                "LEAST(purchases.first_purchase_at, excluded.first_purchase_at)",
-            )),
-            purchases::last_purchase_at.eq(sql::<Timestamptz>(
-                "GREATEST(purchases.last_purchase_at, excluded.last_purchase_at)",
-            )),
-        ))
-        .execute(conn)
-        .map(drop)
+    upsert_purchases(conn, &[(subject, first, last)])
+}
+
+/// Records, for each subject (at most once each), purchases made between its `first` and
+/// `last`, in one statement.
+pub fn upsert_purchases(
+    conn: &mut PgConnection,
+    rows: &[(Uuid, DateTime<Utc>, DateTime<Utc>)],
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Uuid as SqlUuid};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let subjects: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let firsts: Vec<DateTime<Utc>> = rows.iter().map(|r| r.1).collect();
+    let lasts: Vec<DateTime<Utc>> = rows.iter().map(|r| r.2).collect();
+    diesel::sql_query(
+        "INSERT INTO purchases (subject_id, first_purchase_at, last_purchase_at) \
+         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) \
+         ON CONFLICT (subject_id) DO UPDATE SET \
+           first_purchase_at = LEAST(purchases.first_purchase_at, excluded.first_purchase_at), \
+           last_purchase_at = GREATEST(purchases.last_purchase_at, excluded.last_purchase_at)",
+    )
+    .bind::<Array<SqlUuid>, _>(&subjects)
+    .bind::<Array<Timestamptz>, _>(&firsts)
+    .bind::<Array<Timestamptz>, _>(&lasts)
+    .execute(conn)
+    .map(drop)
 }
 
 pub fn find_purchases(

@@ -53,11 +53,10 @@ impl ChangeSink for ConsentSink {
     }
 
     fn apply(&self, conn: &mut PgConnection, changes: &[pb::Change]) -> Result<(), ConsentError> {
-        for change in changes {
-            if let Some(change) = feed_change(change)? {
-                apply(conn, &change)?;
-            }
-        }
-        Ok(())
+        let changes: Vec<FeedChange> = changes
+            .iter()
+            .filter_map(|change| feed_change(change).transpose())
+            .collect::<Result<_, _>>()?;
+        apply(conn, &changes)
     }
 }

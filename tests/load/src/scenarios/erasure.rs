@@ -5,9 +5,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
+use diesel::prelude::*;
 use ecrm_client::Client;
 use ecrm_client::proto::consent::v1 as pb;
 use ecrm_client::proto::profiles::v1 as profiles;
+use ecrm_platform::DatabaseUrl;
 
 use super::{Context, new_customer, subject};
 use crate::driver::Measured;
@@ -16,19 +18,22 @@ use crate::report::{Comparison, Figure, Goal};
 /// Interactions of the large subject.
 const INTERACTIONS: usize = 10_000;
 /// Erasures of each kind; the median is compared.
-const RUNS: usize = 3;
+const RUNS: usize = 7;
 /// How long one erasure may take before the run fails.
 const STUCK_AFTER: Duration = Duration::from_secs(120);
 
 pub async fn run(context: &Context) -> anyhow::Result<Vec<Comparison>> {
     let shop = Client::connect(context.suite.endpoints(), context.credentials.clone())?;
     let officer = context.suite.admin()?;
+    let url = context.database()?;
     let mut large = Measured::empty()?;
     let mut small = Measured::empty()?;
     for run in 0..RUNS {
         // Alternated, so that neither kind has the warmer database.
         for (interactions, measured) in [(INTERACTIONS, &mut large), (0, &mut small)] {
             let subject_id = customer_with(&shop, run, interactions).await?;
+            // The recording is set-up: the erasure starts on a quiet suite.
+            projected(&url, &subject_id, interactions).await?;
             let took = erase(&officer, &subject_id, interactions).await?;
             measured.ops += 1;
             measured.elapsed += took;
@@ -48,7 +53,8 @@ pub async fn run(context: &Context) -> anyhow::Result<Vec<Comparison>> {
         .with_note(format!(
             "median of {RUNS} erasures each, from submission to completion (verified and \
              approved by an operator, carried out at profiles, consent, segmentation and \
-             outbound, follow-up exports checked); the baseline is the same request for a \
+             outbound, follow-up exports checked), each started once segmentation has \
+             projected the subject's interactions; the baseline is the same request for a \
              subject holding only a profile"
         )),
     ])
@@ -84,6 +90,42 @@ async fn customer_with(shop: &Client, run: usize, interactions: usize) -> anyhow
         ensure!(recorded as usize == interactions, "{recorded} recorded");
     }
     Ok(subject_id)
+}
+
+/// Waits until segmentation's projection holds the subject and its `views` page views.
+async fn projected(url: &DatabaseUrl, subject_id: &str, views: usize) -> anyhow::Result<()> {
+    #[derive(QueryableByName)]
+    struct Projected {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        customers: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        views: i64,
+    }
+    let (url, subject) = (url.clone(), uuid::Uuid::parse_str(subject_id)?);
+    let views = i64::try_from(views)?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = PgConnection::establish(url.expose())?;
+        let started = Instant::now();
+        loop {
+            let now: Projected = diesel::sql_query(
+                "SELECT (SELECT count(*) FROM segmentation.customers WHERE subject_id = $1) \
+                          AS customers, \
+                        (SELECT coalesce(sum(views), 0)::bigint FROM segmentation.daily_visits \
+                          WHERE subject_id = $1) AS views",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(subject)
+            .get_result(&mut conn)?;
+            if now.customers == 1 && now.views == views {
+                return Ok(());
+            }
+            ensure!(
+                started.elapsed() < STUCK_AFTER,
+                "segmentation has not projected the subject after {STUCK_AFTER:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await?
 }
 
 fn page_view(n: usize, subject_id: &str) -> profiles::Interaction {

@@ -6,6 +6,7 @@ mod consent;
 mod erasure;
 mod profiles;
 mod rpc;
+mod settle;
 
 use std::sync::{Arc, Mutex};
 
@@ -53,6 +54,7 @@ impl Scenario {
     ];
 
     pub async fn run(self, context: &Context) -> anyhow::Result<Vec<Comparison>> {
+        context.settled().await?;
         match self {
             Scenario::Rpc => rpc::run(context).await,
             Scenario::GetProfile => profiles::get(context).await,
@@ -140,6 +142,14 @@ impl Context {
 
     pub fn database(&self) -> anyhow::Result<DatabaseUrl> {
         self.suite.admin_url()
+    }
+
+    /// Waits until the suite is quiet: consent and segmentation have applied every change of
+    /// the profiles feed, so what one side of a comparison wrote is not projected while the
+    /// next side is measured.
+    pub async fn settled(&self) -> anyhow::Result<()> {
+        settle::feed_followed(&self.database()?).await?;
+        Ok(())
     }
 }
 

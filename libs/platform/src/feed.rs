@@ -58,9 +58,13 @@ pub fn in_index_order<T>(
     conn: &mut PgConnection,
     read: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
+    // A transaction of its own, or a savepoint in the caller's: the settings end with the
+    // read, whether it fails (rolled back) or not (reset), not with the caller's transaction.
     conn.transaction(|conn| {
         conn.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")?;
-        read(conn)
+        let rows = read(conn)?;
+        conn.batch_execute("RESET enable_bitmapscan; RESET enable_sort")?;
+        Ok(rows)
     })
 }
 

@@ -438,15 +438,21 @@ mod tests {
     use super::*;
     use crate::schema::segmentation::membership_events;
 
-    #[tokio::test]
-    async fn joins_and_leaves_are_read_through_their_index_without_sorting_the_table() {
-        use diesel::sql_types::{Array, BigInt, Text};
-        let database = ecrm_testkit::TestDatabase::new(&[&crate::SERVICE]).await;
+    /// A connection to the test database as the service's role, in its schema.
+    fn connect(database: &ecrm_testkit::TestDatabase) -> PgConnection {
         let mut conn =
             diesel::PgConnection::establish(database.service_url(&crate::SERVICE).expose())
                 .unwrap();
         conn.batch_execute("SET search_path = segmentation")
             .unwrap();
+        conn
+    }
+
+    #[tokio::test]
+    async fn joins_and_leaves_are_read_through_their_index_without_sorting_the_table() {
+        use diesel::sql_types::{Array, BigInt, Text};
+        let database = ecrm_testkit::TestDatabase::new(&[&crate::SERVICE]).await;
+        let mut conn = connect(&database);
         let explain = diesel::sql_query(format!("EXPLAIN {LIST_EVENTS_AFTER}"))
             .into_boxed()
             .bind::<Text, _>("0")
@@ -460,11 +466,7 @@ mod tests {
     #[tokio::test]
     async fn pruning_deletes_old_joins_and_leaves_and_moves_the_horizon_to_the_latest() {
         let database = ecrm_testkit::TestDatabase::new(&[&crate::SERVICE]).await;
-        let mut conn =
-            diesel::PgConnection::establish(database.service_url(&crate::SERVICE).expose())
-                .unwrap();
-        conn.batch_execute("SET search_path = segmentation")
-            .unwrap();
+        let mut conn = connect(&database);
         diesel::sql_query(
             "INSERT INTO segments (name, description, rule, fields, created_by) \
              VALUES ('buyers', '', 'orders >= 1', '{orders}', 'test')",

@@ -4,21 +4,33 @@
 
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
 use ecrm_proto::ecrm::privacy::v1::{
-    DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ErasureReceipt, ExportRequest,
-    ExportResponse, RectifyRequest, RectifyResponse, RestrictRequest, RestrictResponse,
+    DataCategory, DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ErasureReceipt,
+    ExportRequest, ExportResponse, RectifyRequest, RectifyResponse, RestrictRequest,
+    RestrictResponse,
 };
 use tonic::{Request, Response, Status};
 
-/// Describes no category, exports nothing, erases nothing (with a receipt saying so),
-/// acknowledges restrictions and holds none of the fields a rectification names.
-#[derive(Debug, Clone, Copy)]
+/// Describes no category (or those it is given), exports nothing, erases nothing (with a
+/// receipt saying so), acknowledges restrictions and holds none of the fields a rectification
+/// names.
+#[derive(Debug, Clone)]
 pub struct NoPersonalData {
     service: &'static str,
+    categories: Vec<DataCategory>,
 }
 
 impl NoPersonalData {
     pub fn new(service: &'static str) -> Self {
-        Self { service }
+        Self {
+            service,
+            categories: Vec::new(),
+        }
+    }
+
+    /// Describes `categories`, as a real service's `Describe` would answer: for benchmarks
+    /// that compare the same answer served by other means.
+    pub fn describing(self, categories: Vec<DataCategory>) -> Self {
+        Self { categories, ..self }
     }
 }
 
@@ -34,7 +46,7 @@ impl PersonalData for NoPersonalData {
     ) -> Result<Response<DescribeResponse>, Status> {
         Ok(Response::new(DescribeResponse {
             service: self.service.to_owned(),
-            categories: vec![],
+            categories: self.categories.clone(),
         }))
     }
 

@@ -34,6 +34,16 @@ impl Load {
             limit,
         }
     }
+
+    /// One of `rounds` equal parts of this run, for sides measured in turns.
+    pub fn round_of(self, rounds: u32) -> Self {
+        let rounds = rounds.max(1);
+        let limit = match self.limit {
+            Limit::For(run) => Limit::For(run / rounds),
+            Limit::Count(count) => Limit::Count(count.div_ceil(u64::from(rounds))),
+        };
+        Self { limit, ..self }
+    }
 }
 
 /// What a run did: operations, their wall-clock span and each one's latency.
@@ -62,6 +72,12 @@ impl Measured {
         measured.elapsed = took;
         measured.record(took)?;
         Ok(measured)
+    }
+
+    /// Adds a later run of the same side: its operations, time and latencies.
+    pub fn absorb(&mut self, round: &Measured) -> anyhow::Result<()> {
+        self.elapsed += round.elapsed;
+        merge(self, round)
     }
 
     pub fn per_second(&self) -> f64 {
@@ -202,6 +218,26 @@ fn merge(total: &mut Measured, part: &Measured) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn rounds_of_a_run_add_up_to_the_whole() {
+        let load = Load::new(2, Limit::Count(10)).round_of(3);
+        let mut total = Measured::empty().unwrap();
+        for _ in 0..3 {
+            let round = drive(load, |_, _| async { Ok(1) }).await.unwrap();
+            total.absorb(&round).unwrap();
+        }
+        assert_eq!(total.ops, 12);
+        assert_eq!(total.latency_us.len(), 12);
+        assert!(total.elapsed > Duration::ZERO);
+        let Limit::For(part) = Load::new(1, Limit::For(Duration::from_secs(10)))
+            .round_of(5)
+            .limit
+        else {
+            panic!("a timed run gives timed rounds");
+        };
+        assert_eq!(part, Duration::from_secs(2));
+    }
 
     #[tokio::test]
     async fn a_counted_run_does_exactly_its_count_across_clients() {

@@ -10,8 +10,10 @@ use ecrm_auth::{Scope, Scopes};
 use ecrm_platform::config::{ShutdownConfig, TelemetryConfig};
 use ecrm_platform::server::{RunningServer, ServiceRoutes};
 use ecrm_platform::telemetry::Telemetry;
+use ecrm_proto::ecrm::privacy::v1::DescribeResponse;
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_testkit::{NoPersonalData, TestAuth, TokenSpec};
+use prost::Message as _;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -30,12 +32,19 @@ pub enum EchoMode {
 
 /// The audience of the echo's tokens.
 const AUDIENCE: &str = "echo";
+/// The variable a child echo finds the categories to describe in: the service's own answer,
+/// protobuf-encoded and hex-written, so that both sides send the same bytes.
+const DESCRIPTION: &str = "ECRM_LOAD_ECHO_DESCRIPTION";
 
 /// Serves until killed, after printing its address and a token it accepts.
 pub async fn serve(mode: EchoMode, telemetry: &TelemetryConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
-    let handler = PersonalDataServer::new(NoPersonalData::new(AUDIENCE));
+    let described = match std::env::var(DESCRIPTION) {
+        Ok(hex) => DescribeResponse::decode(from_hex(&hex)?.as_slice())?.categories,
+        Err(_) => Vec::new(),
+    };
+    let handler = PersonalDataServer::new(NoPersonalData::new(AUDIENCE).describing(described));
     let auth = TestAuth::new();
     let token = auth.token(&TokenSpec::internal(
         AUDIENCE,
@@ -74,6 +83,20 @@ pub async fn serve(mode: EchoMode, telemetry: &TelemetryConfig) -> anyhow::Resul
     Ok(())
 }
 
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            let pair = hex.get(i..i + 2).context("odd hex length")?;
+            Ok(u8::from_str_radix(pair, 16)?)
+        })
+        .collect()
+}
+
 #[expect(
     clippy::print_stdout,
     reason = "the parent reads the address from the child's output"
@@ -90,8 +113,13 @@ pub struct EchoServer {
 }
 
 impl EchoServer {
-    /// Starts this program again as `echo --mode <mode>`, logging as the services do.
-    pub async fn start(mode: EchoMode, log_filter: &str) -> anyhow::Result<Self> {
+    /// Starts this program again as `echo --mode <mode>`, logging as the services do, and
+    /// answering `Describe` with `described`'s categories.
+    pub async fn start(
+        mode: EchoMode,
+        log_filter: &str,
+        described: &DescribeResponse,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mode_name = match mode {
             EchoMode::Bare => "bare",
@@ -101,6 +129,7 @@ impl EchoServer {
         let mut child = Command::new(exe)
             .args(["echo", "--mode", mode_name])
             .env("RUST_LOG", log_filter)
+            .env(DESCRIPTION, to_hex(&described.encode_to_vec()))
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -122,5 +151,26 @@ impl EchoServer {
             url: format!("http://{addr}"),
             token: token.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_description_reaches_the_echo_unchanged_and_bad_hex_is_refused() {
+        let described = DescribeResponse {
+            service: "profiles".to_owned(),
+            categories: vec![ecrm_proto::ecrm::privacy::v1::DataCategory {
+                key: "interactions".to_owned(),
+                ..Default::default()
+            }],
+        };
+        let hex = to_hex(&described.encode_to_vec());
+        let back = DescribeResponse::decode(from_hex(&hex).unwrap().as_slice()).unwrap();
+        assert_eq!(back, described);
+        assert!(from_hex("abc").is_err());
+        assert!(from_hex("zz").is_err());
     }
 }

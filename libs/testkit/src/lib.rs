@@ -24,7 +24,7 @@ pub use database::{TEST_ROLE_PASSWORD, TestDatabase, with_server_lock};
 pub use error::Error;
 pub use http_sink::{HttpSink, ReceivedRequest};
 pub use personal_data::NoPersonalData;
-pub use plan::assert_reads_in_index_order;
+pub use plan::assert_feed_reads_in_index_order;
 pub use server::PgServer;
 pub use service::{TestServer, start_server, start_service};
 pub use smtp::{ReceivedMail, SmtpSink};

@@ -1,9 +1,7 @@
-//! What PostgreSQL plans for a query, for tests that a hot query reads through its index.
+//! What PostgreSQL plans for a feed's read, for tests that it reads through its index.
 
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::Text;
+use diesel::sql_types::{Array, BigInt, Text};
 
 #[derive(QueryableByName)]
 struct PlanLine {
@@ -11,14 +9,20 @@ struct PlanLine {
     line: String,
 }
 
-/// Asserts that the query `explain` is an `EXPLAIN` of (with its parameters bound), run as a
-/// feed runs its reads ([`ecrm_platform::feed::in_index_order`]), walks `index` and sorts
-/// nothing: it reads in index order, whatever the table's size.
-pub fn assert_reads_in_index_order(
+/// Asserts that a feed's read, `query` (its parameters as every feed's: the cursor's
+/// transaction as text, its sequence number, a filter array, a limit), run as a feed runs its
+/// reads ([`ecrm_platform::feed::in_index_order`]), walks `index` and sorts nothing: it reads in
+/// index order, whatever the table's size.
+pub fn assert_feed_reads_in_index_order(
     conn: &mut PgConnection,
-    explain: BoxedSqlQuery<'_, Pg, SqlQuery>,
+    query: &str,
     index: &str,
 ) -> QueryResult<()> {
+    let explain = diesel::sql_query(format!("EXPLAIN {query}"))
+        .bind::<Text, _>("0")
+        .bind::<BigInt, _>(0)
+        .bind::<Array<Text>, _>(Vec::<String>::new())
+        .bind::<BigInt, _>(500);
     let plan: Vec<String> =
         ecrm_platform::feed::in_index_order(conn, |conn| explain.load::<PlanLine>(conn))?
             .into_iter()

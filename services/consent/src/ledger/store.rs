@@ -213,9 +213,8 @@ pub fn list_feed_after(
 
 #[cfg(test)]
 mod tests {
-    use diesel::sql_types::{Array, BigInt, Text};
     use ecrm_platform::DbError;
-    use ecrm_testkit::{TestDatabase, assert_reads_in_index_order};
+    use ecrm_testkit::{TestDatabase, assert_feed_reads_in_index_order};
 
     use super::*;
 
@@ -224,13 +223,11 @@ mod tests {
         let database = TestDatabase::new(&[&crate::SERVICE]).await;
         let db = database.db(&crate::SERVICE).await.unwrap();
         db.run(|conn| {
-            let explain = diesel::sql_query(format!("EXPLAIN {LIST_FEED_AFTER}"))
-                .into_boxed()
-                .bind::<Text, _>("0")
-                .bind::<BigInt, _>(0)
-                .bind::<Array<Text>, _>(Vec::<String>::new())
-                .bind::<BigInt, _>(500);
-            Ok::<_, DbError>(assert_reads_in_index_order(conn, explain, "ledger_feed")?)
+            Ok::<_, DbError>(assert_feed_reads_in_index_order(
+                conn,
+                LIST_FEED_AFTER,
+                "ledger_feed",
+            )?)
         })
         .await
         .unwrap();

@@ -178,13 +178,28 @@ pub async fn ingest(context: &Context) -> anyhow::Result<Vec<Comparison>> {
         let mut inserted = 0;
         for m in 0..MESSAGES {
             let first = n as usize * BATCH + m * rows;
-            inserted += insert_rows(conn, &message_owners, "msg", first, rows, payload_len)?;
+            inserted +=
+                RawOrders::new(&message_owners, "msg", first, rows, payload_len).insert(conn)?;
+        }
+        Ok(inserted)
+    })
+    .await?;
+    // The service's own statements and rows, in the same transactions.
+    create_feed_copy(&url).await?;
+    let statement_owners = owners.clone();
+    let statements = drive_sql(&url, context.load, move |conn, n| {
+        let rows = BATCH / MESSAGES;
+        let mut inserted = 0;
+        for m in 0..MESSAGES {
+            let first = n as usize * BATCH + m * rows;
+            inserted += RawOrders::new(&statement_owners, "sql", first, rows, payload_len)
+                .record_as_the_service(conn)?;
         }
         Ok(inserted)
     })
     .await?;
     let whole = drive_sql(&url, context.load, move |conn, n| {
-        insert_rows(conn, &owners, "all", n as usize * BATCH, BATCH, payload_len)
+        RawOrders::new(&owners, "all", n as usize * BATCH, BATCH, payload_len).insert(conn)
     })
     .await?;
     let ecrm = Figure::new("RecordInteractions", &ecrm);
@@ -204,6 +219,20 @@ pub async fn ingest(context: &Context) -> anyhow::Result<Vec<Comparison>> {
              the baseline: the same rows in the same transactions, one multi-row INSERT of \
              {rows} rows of the same shape and payload size into the same table for each \
              message; {service_does}",
+            rows = BATCH / MESSAGES
+        )),
+        Comparison::new(
+            "ingest's own SQL",
+            ecrm.clone(),
+            Figure::new("the same statements", &statements),
+            Goal::ThroughputRatio { at_least: 0.50 },
+        )
+        .with_note(format!(
+            "the statements the service runs for each message, in the same transactions at the \
+             same concurrency: its reads and locks of the customers and their keys, the \
+             INSERT of the {rows} orders, of a feed row each (into a copy of the feed table \
+             that no follower reads) and of an access-log row per customer; the service's own \
+             overhead (gRPC, auth, resolving, sealing, pool) and its followers' projection",
             rows = BATCH / MESSAGES
         )),
         Comparison::new(
@@ -268,47 +297,129 @@ async fn sealed_payload_len(url: &DatabaseUrl) -> anyhow::Result<usize> {
     Ok(usize::try_from(len)?)
 }
 
-/// One multi-row INSERT (UNNEST of arrays) of `rows` orders from row `first` on, into the
-/// service's table, in its own transaction; event ids start with `prefix`, unique to each
-/// baseline.
-fn insert_rows(
-    conn: &mut PgConnection,
-    owners: &[uuid::Uuid],
-    prefix: &str,
-    first: usize,
-    rows: usize,
-    payload_len: usize,
-) -> anyhow::Result<u64> {
-    let range = first..first + rows;
-    let occurred = chrono::Utc::now() - chrono::Duration::hours(1);
-    let expires = occurred + chrono::Duration::days(3650);
-    let ids: Vec<uuid::Uuid> = range.clone().map(|_| uuid::Uuid::now_v7()).collect();
-    let events: Vec<String> = range.clone().map(|k| format!("raw-{prefix}-{k}")).collect();
-    let subjects: Vec<uuid::Uuid> = range.clone().map(|k| owners[k % owners.len()]).collect();
-    let orders: Vec<String> = range.clone().map(|k| format!("order-{k}")).collect();
-    let amounts: Vec<i64> = range
-        .clone()
-        .map(|k| 1_000 + i64::try_from(k % 50_000).unwrap_or(0))
-        .collect();
-    let payloads: Vec<Vec<u8>> = range.map(|_| vec![7_u8; payload_len]).collect();
-    let rows = diesel::sql_query(
-        "INSERT INTO profiles.interactions \
-           (id, event_id, subject_id, kind, channel, occurred_at, order_id, amount_minor, \
-            currency, sealed_payload, expires_at) \
-         SELECT id, event_id, subject_id, 'order', 'web', $6, order_id, amount, 'EUR', \
-                payload, $7 \
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::bigint[], $8::bytea[]) \
-           AS t(id, event_id, subject_id, order_id, amount, payload)",
-    )
-    .bind::<Array<SqlUuid>, _>(&ids)
-    .bind::<Array<Text>, _>(&events)
-    .bind::<Array<SqlUuid>, _>(&subjects)
-    .bind::<Array<Text>, _>(&orders)
-    .bind::<Array<BigInt>, _>(&amounts)
-    .bind::<Timestamptz, _>(occurred)
-    .bind::<Timestamptz, _>(expires)
-    .bind::<Array<Bytea>, _>(&payloads)
-    .execute(conn)
-    .context("the raw INSERT failed")?;
-    Ok(rows as u64)
+/// `rows` orders from row `first` on, as the raw baselines write them; event ids start with
+/// `prefix`, unique to each baseline.
+struct RawOrders {
+    ids: Vec<uuid::Uuid>,
+    events: Vec<String>,
+    subjects: Vec<uuid::Uuid>,
+    orders: Vec<String>,
+    amounts: Vec<i64>,
+    payloads: Vec<Vec<u8>>,
+}
+
+impl RawOrders {
+    fn new(
+        owners: &[uuid::Uuid],
+        prefix: &str,
+        first: usize,
+        rows: usize,
+        payload_len: usize,
+    ) -> Self {
+        let range = first..first + rows;
+        Self {
+            ids: range.clone().map(|_| uuid::Uuid::now_v7()).collect(),
+            events: range.clone().map(|k| format!("raw-{prefix}-{k}")).collect(),
+            subjects: range.clone().map(|k| owners[k % owners.len()]).collect(),
+            orders: range.clone().map(|k| format!("order-{k}")).collect(),
+            amounts: range
+                .clone()
+                .map(|k| 1_000 + i64::try_from(k % 50_000).unwrap_or(0))
+                .collect(),
+            payloads: range.map(|_| vec![7_u8; payload_len]).collect(),
+        }
+    }
+
+    /// One multi-row INSERT (UNNEST of arrays) into the service's table, as the service words it.
+    fn insert(&self, conn: &mut PgConnection) -> anyhow::Result<u64> {
+        let occurred = chrono::Utc::now() - chrono::Duration::hours(1);
+        let expires = occurred + chrono::Duration::days(3650);
+        let rows = diesel::sql_query(
+            "INSERT INTO profiles.interactions \
+               (id, event_id, subject_id, kind, channel, occurred_at, order_id, amount_minor, \
+                currency, sealed_payload, expires_at) \
+             SELECT id, event_id, subject_id, 'order', 'web', $6, order_id, amount, 'EUR', \
+                    payload, $7 \
+             FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::bigint[], \
+               $8::bytea[]) AS t(id, event_id, subject_id, order_id, amount, payload) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind::<Array<SqlUuid>, _>(&self.ids)
+        .bind::<Array<Text>, _>(&self.events)
+        .bind::<Array<SqlUuid>, _>(&self.subjects)
+        .bind::<Array<Text>, _>(&self.orders)
+        .bind::<Array<BigInt>, _>(&self.amounts)
+        .bind::<Timestamptz, _>(occurred)
+        .bind::<Timestamptz, _>(expires)
+        .bind::<Array<Bytea>, _>(&self.payloads)
+        .execute(conn)
+        .context("the raw INSERT failed")?;
+        Ok(rows as u64)
+    }
+
+    /// What the service runs for the batch, in one transaction: it reads the customers (and
+    /// the profiles merged ones point to) and locks them against a merge or an erasure, reads
+    /// their keys, inserts the interactions, a feed row each (into [`FEED_COPY`], which no
+    /// follower reads) and an access-log row per customer.
+    fn record_as_the_service(&self, conn: &mut PgConnection) -> anyhow::Result<u64> {
+        let mut customers = self.subjects.clone();
+        customers.sort_unstable();
+        customers.dedup();
+        conn.transaction(|conn| {
+            for read in [
+                "SELECT * FROM profiles.profiles WHERE subject_id = ANY($1)",
+                "SELECT * FROM profiles.profiles WHERE subject_id = ANY($1) \
+                 ORDER BY subject_id FOR KEY SHARE",
+                "SELECT subject_id, wrapped_key FROM profiles.subject_keys \
+                 WHERE subject_id = ANY($1)",
+            ] {
+                diesel::sql_query(read)
+                    .bind::<Array<SqlUuid>, _>(&customers)
+                    .execute(conn)?;
+            }
+            let inserted = self.insert(conn)?;
+            diesel::sql_query(format!(
+                "INSERT INTO {FEED_COPY} (subject_id, kind, interaction_id) \
+                 SELECT subject_id, 'interaction_recorded', interaction_id \
+                 FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY \
+                   AS t(subject_id, interaction_id, n) \
+                 ORDER BY n"
+            ))
+            .bind::<Array<SqlUuid>, _>(&self.subjects)
+            .bind::<Array<SqlUuid>, _>(&self.ids)
+            .execute(conn)?;
+            let log_ids: Vec<uuid::Uuid> = customers.iter().map(|_| uuid::Uuid::now_v7()).collect();
+            diesel::sql_query(
+                "INSERT INTO profiles.access_log \
+                   (id, subject_id, principal, principal_kind, partner_id, on_behalf_of, \
+                    purpose, method, action) \
+                 SELECT id, subject_id, 'ecrm-load', 'internal', NULL, NULL, 'not_declared', \
+                        '/ecrm.profiles.v1.Interactions/RecordInteractions', 'write' \
+                 FROM unnest($1::uuid[], $2::uuid[]) AS t(id, subject_id)",
+            )
+            .bind::<Array<SqlUuid>, _>(&log_ids)
+            .bind::<Array<SqlUuid>, _>(&customers)
+            .execute(conn)?;
+            Ok(inserted)
+        })
+    }
+}
+
+/// A copy of profiles' change feed (same columns, indexes and defaults) that no follower reads,
+/// for the baseline that writes the service's rows without handing consent and segmentation
+/// work the service's side did not have.
+const FEED_COPY: &str = "ecrm_load.changes";
+
+async fn create_feed_copy(url: &DatabaseUrl) -> anyhow::Result<()> {
+    let url = url.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = PgConnection::establish(url.expose())?;
+        diesel::sql_query("CREATE SCHEMA IF NOT EXISTS ecrm_load").execute(&mut conn)?;
+        diesel::sql_query(format!(
+            "CREATE TABLE IF NOT EXISTS {FEED_COPY} (LIKE profiles.changes INCLUDING ALL)"
+        ))
+        .execute(&mut conn)?;
+        Ok(())
+    })
+    .await?
 }

@@ -143,4 +143,54 @@ mod tests {
         let looping = "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}x{% endfor %}{% endfor %}{% endfor %}";
         assert!(render(looping, Markup::Text, &json!({})).is_err());
     }
+
+    /// Pieces of template syntax, so arbitrary sources reach the parser's deeper paths.
+    fn template_soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("{{ ".to_owned()),
+            Just(" }}".to_owned()),
+            Just("{% ".to_owned()),
+            Just(" %}".to_owned()),
+            Just("for x in items".to_owned()),
+            Just("endfor".to_owned()),
+            Just("if ".to_owned()),
+            Just("endif".to_owned()),
+            Just("given_name".to_owned()),
+            Just("|upper".to_owned()),
+            Just("range(".to_owned()),
+            Just(")".to_owned()),
+            Just("{# ".to_owned()),
+            Just(" #}".to_owned()),
+            "[a-z0-9 .,()\\[\\]\"'|~+*-]{0,6}",
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_sources_are_checked_and_rendered_without_panicking(
+            source in proptest::prelude::any::<String>(),
+        ) {
+            let names = declared(&["given_name", "items"]);
+            let _ = check(&source, Markup::Html, &names);
+            let _ = render(&source, Markup::Text, &json!({"given_name": "Ada", "items": [1, 2]}));
+        }
+
+        #[test]
+        fn template_syntax_soups_are_checked_and_rendered_without_panicking(
+            source in template_soup(),
+        ) {
+            let names = declared(&["given_name", "items"]);
+            let _ = check(&source, Markup::Html, &names);
+            let _ = render(&source, Markup::Html, &json!({"given_name": "Ada", "items": [1, 2]}));
+        }
+
+        #[test]
+        fn any_value_written_into_html_is_escaped(value in proptest::prelude::any::<String>()) {
+            let rendered = render("<p>{{ value }}</p>", Markup::Html, &json!({ "value": value })).unwrap();
+            let inner = &rendered["<p>".len()..rendered.len() - "</p>".len()];
+            proptest::prop_assert!(!inner.contains(['<', '>', '"', '\'']), "{inner:?}");
+        }
+    }
 }

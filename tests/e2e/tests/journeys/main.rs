@@ -9,5 +9,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod authorization;
 mod customer;
 mod partner;

@@ -92,6 +92,7 @@ impl Caller {
             .into_inner();
         let account = created.account.unwrap();
         assert_eq!(account.kind(), kind);
+        super::logs::forbid(created.client_secret.clone());
         Caller {
             identity: self.identity.clone(),
             grant: Grant::Client {
@@ -143,6 +144,7 @@ impl Caller {
             .await
             .unwrap_or_else(|status| panic!("no token for {member}: {status:?}"))
             .into_inner();
+        super::logs::forbid(issued.access_token.clone());
         tokens.insert(member, issued.access_token.clone());
         issued.access_token
     }

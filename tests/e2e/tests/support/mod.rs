@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod customers;
+pub mod logs;
 
 use std::future::Future;
 use std::sync::Once;
@@ -60,6 +61,8 @@ impl Journey {
 
     /// Like [`Journey::start`], with more changes to the members' settings.
     pub async fn start_with(adjust: impl FnOnce(MemberSettings) -> MemberSettings) -> Self {
+        logs::capture();
+        logs::forbid(ADMIN_PASSWORD);
         sweep_left_roles().await;
         let database = TestDatabase::empty().await;
         let roles = Roles {
@@ -127,7 +130,8 @@ impl Journey {
         self.suite().channel(member).unwrap()
     }
 
-    /// Stops every service and waits until they have stopped.
+    /// Stops every service and waits until they have stopped; then no line they logged may
+    /// hold personal data or a secret.
     pub async fn stop(mut self) {
         if let Some(suite) = self.suite.take() {
             suite
@@ -135,6 +139,7 @@ impl Journey {
                 .await
                 .unwrap_or_else(|error| panic!("{}", ecrm_platform::status::chain(&error)));
         }
+        logs::assert_none_leaked();
     }
 }
 

@@ -12,6 +12,7 @@ pub mod paging;
 pub mod privacy;
 pub mod profiles_feed;
 pub mod propagation;
+pub mod rate_limit;
 pub mod server;
 pub mod service;
 pub mod shutdown;

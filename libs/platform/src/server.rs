@@ -17,6 +17,7 @@ use ecrm_auth::{AuthLayer, Verifier};
 
 use crate::config::ShutdownConfig;
 use crate::propagation::server_span;
+use crate::rate_limit::{RateLimitLayer, RateLimits};
 
 /// The gRPC services one server exposes, with their names for health and reflection, and the
 /// verifier that authenticates every call to them.
@@ -25,15 +26,26 @@ pub struct ServiceRoutes {
     builder: RoutesBuilder,
     names: Vec<&'static str>,
     auth: Option<Verifier>,
+    limits: Option<RateLimits>,
 }
 
 impl ServiceRoutes {
     /// Routes whose every call is authenticated and authorized by `verifier` against the
     /// suite's method table ([`ecrm_auth::methods`]): the way every service serves.
+    /// Each principal's calls of the expensive methods are limited ([`RateLimits::suite`]).
     pub fn new(verifier: Verifier) -> Self {
         Self {
             auth: Some(verifier),
+            limits: Some(RateLimits::suite()),
             ..Self::default()
+        }
+    }
+
+    /// Replaces the per-principal rate limits.
+    pub fn with_rate_limits(self, limits: RateLimits) -> Self {
+        Self {
+            limits: Some(limits),
+            ..self
         }
     }
 
@@ -110,7 +122,10 @@ impl RunningServer {
         let reflection_v1 = reflection_builder(&served).build_v1()?;
         let reflection_v1alpha = reflection_builder(&served).build_v1alpha()?;
 
-        let auth = routes.auth.map(AuthLayer::new);
+        let guards = Guards {
+            auth: routes.auth.map(AuthLayer::new),
+            limits: routes.limits.map(RateLimitLayer::new),
+        };
         let mut builder = routes.builder;
         builder
             .add_service(health_service)
@@ -121,7 +136,7 @@ impl RunningServer {
         let task = tokio::spawn(serve_until_shutdown(
             listener,
             routes,
-            auth,
+            guards,
             health.clone(),
             served,
             options,
@@ -177,10 +192,16 @@ fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// What every call passes before its handler.
+struct Guards {
+    auth: Option<AuthLayer>,
+    limits: Option<RateLimitLayer>,
+}
+
 async fn serve_until_shutdown(
     listener: TcpListener,
     routes: Routes,
-    auth: Option<AuthLayer>,
+    guards: Guards,
     health: HealthReporter,
     served: Vec<&'static str>,
     options: ShutdownConfig,
@@ -190,7 +211,9 @@ async fn serve_until_shutdown(
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(server_span)
-        .layer(tower::util::option_layer(auth))
+        // Outermost first: the rate limits read the principal the auth layer found.
+        .layer(tower::util::option_layer(guards.auth))
+        .layer(tower::util::option_layer(guards.limits))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(listener), async {
             let _ = stop_rx.await;

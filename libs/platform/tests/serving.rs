@@ -267,6 +267,57 @@ async fn authenticated_routes_check_the_token_and_scope_of_every_call_but_health
 }
 
 #[tokio::test]
+async fn a_principal_past_its_allowance_is_told_when_to_retry_and_others_are_not_held_back() {
+    use ecrm_platform::rate_limit::{Allowance, RateLimits};
+    use tonic_types::StatusExt as _;
+
+    let auth = TestAuth::new();
+    let limits = RateLimits::new([(
+        "/ecrm.privacy.v1.PersonalData/Describe",
+        Allowance {
+            per_minute: 6,
+            burst: 2,
+        },
+    )]);
+    let routes = ServiceRoutes::new(auth.verifier("fixture").await)
+        .with_rate_limits(limits)
+        .with(PersonalDataServer::new(quick_export()));
+    let server = ecrm_testkit::start_server(routes).await.unwrap();
+    let describe = |token: String| {
+        let channel = server.channel();
+        async move {
+            let mut request = tonic::Request::new(DescribeRequest {});
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            PersonalDataClient::new(channel).describe(request).await
+        }
+    };
+    let scopes = Scopes::empty().with(Scope::PrivacyExecute);
+    let busy = auth.token(&TokenSpec::internal("fixture", scopes));
+    let other = auth.token(&TokenSpec::internal("fixture", scopes));
+
+    describe(busy.clone()).await.unwrap();
+    describe(busy.clone()).await.unwrap();
+    let refused = describe(busy.clone()).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    let retry = refused
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .unwrap();
+    // One call every 10 s: the next is allowed within that, in whole seconds.
+    assert!(
+        retry >= Duration::from_secs(1) && retry <= Duration::from_secs(11),
+        "{retry:?}"
+    );
+    describe(other).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_method_missing_from_the_access_table_is_refused_even_with_every_scope() {
     let auth = TestAuth::new();
     let routes = ServiceRoutes::new(auth.verifier("fixture").await)

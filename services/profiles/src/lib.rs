@@ -154,11 +154,12 @@ impl Profiles {
                     privacy: self.privacy.clone(),
                 },
             ))
-            .with(InteractionsServer::new(
-                interactions::grpc::InteractionsService {
+            .with(
+                InteractionsServer::new(interactions::grpc::InteractionsService {
                     interactions: self.interactions.clone(),
-                },
-            ))
+                })
+                .max_decoding_message_size(interactions::grpc::MAX_MESSAGE_BYTES),
+            )
     }
 }
 

@@ -181,3 +181,67 @@ async fn interactions_are_listed_newest_first_by_kind_and_page() {
     }
     assert_eq!(seen, ["o-4", "o-3", "o-2", "o-1", "o-0"]);
 }
+
+/// A survey answer whose comment is `chars` three-byte characters.
+fn survey(event_id: &str, subject_id: &str, chars: usize) -> pb::Interaction {
+    pb::Interaction {
+        event_id: event_id.to_owned(),
+        subject: Some(by_id(subject_id)),
+        channel: pb::Channel::Web.into(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp() - 60,
+            nanos: 0,
+        }),
+        details: Some(pb::interaction::Details::SurveyAnswer(pb::SurveyAnswer {
+            survey_id: "nps-2026".to_owned(),
+            satisfaction: 4,
+            nps: Some(9),
+            comment: "€".repeat(chars),
+        })),
+    }
+}
+
+#[tokio::test]
+async fn a_full_batch_of_the_largest_interactions_is_taken_in_one_message() {
+    let harness = Harness::start().await;
+    let profile = harness.upsert_email("kim@example.com", "Kim").await;
+    let token = harness.internal();
+    // 1,000 comments of 4,000 characters, 12,000 bytes each: a 12 MB message, past tonic's
+    // 4 MiB default, within what the validators allow.
+    let batch: Vec<pb::Interaction> = (0..1000)
+        .map(|i| survey(&format!("survey-{i}"), &profile.subject_id, 4000))
+        .collect();
+    let recorded = record(&harness, &token, vec![batch]).await.unwrap();
+    assert_eq!((recorded.recorded, recorded.duplicates), (1000, 0));
+}
+
+#[tokio::test]
+async fn a_message_past_the_size_bound_is_refused_before_decoding_and_stores_nothing() {
+    let harness = Harness::start().await;
+    let profile = harness.upsert_email("lou@example.com", "Lou").await;
+    let token = harness.internal();
+    // Within the bound, a comment too long is refused by the validator, naming it.
+    let long = record(
+        &harness,
+        &token,
+        vec![vec![survey("long", &profile.subject_id, 4001)]],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(long.code(), tonic::Code::InvalidArgument, "{long:?}");
+    assert!(long.message().contains("survey_answer.comment"), "{long:?}");
+    // Past it (18 MB), the server refuses the message before decoding it.
+    let huge = record(
+        &harness,
+        &token,
+        vec![vec![survey("huge", &profile.subject_id, 6_000_000)]],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(huge.code(), tonic::Code::OutOfRange, "{huge:?}");
+    assert!(
+        list_interactions(&harness, &profile.subject_id)
+            .await
+            .is_empty()
+    );
+}

@@ -28,6 +28,10 @@ use ecrm_platform::money::is_currency;
 pub const MAX_BATCH: usize = 1000;
 /// The largest interaction, encoded: a bound on what one event may store.
 pub const MAX_INTERACTION_BYTES: usize = 16 * 1024;
+/// The largest `RecordInteractionsRequest` taken: a full batch of the largest interactions, with
+/// room for each one's framing. Beyond it the server answers OUT_OF_RANGE before decoding; the
+/// other RPCs keep tonic's 4 MiB.
+pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH * (MAX_INTERACTION_BYTES + 64);
 const MAX_ID_CHARS: usize = 128;
 const MAX_URL_CHARS: usize = 2048;
 const MAX_TEXT_CHARS: usize = 4000;

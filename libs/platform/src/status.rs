@@ -9,12 +9,28 @@ use crate::db::DbError;
 /// INVALID_ARGUMENT naming `field` both in the message and in a `google.rpc.BadRequest`
 /// field violation, so people and programs can both tell what to fix.
 pub fn invalid_argument(field: &str, description: impl Into<String>) -> Status {
-    let description = description.into();
+    // Both may quote the request (a key, a path): kept short, so that the answer's headers
+    // stay within what HTTP/2 peers accept (16 KiB by default) whatever was sent.
+    let field = shortened(field, MAX_FIELD_CHARS);
+    let description = shortened(&description.into(), MAX_DESCRIPTION_CHARS);
+    let field = field.as_str();
     Status::with_error_details(
         Code::InvalidArgument,
         format!("invalid {field}: {description}"),
         ErrorDetails::with_bad_request_violation(field, description),
     )
+}
+
+/// The longest field path and description an INVALID_ARGUMENT carries.
+const MAX_FIELD_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// `text`, cut to `max` characters with an ellipsis when longer.
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
 }
 
 /// INTERNAL with an opaque reference. The error is logged with the same reference; callers see
@@ -83,6 +99,24 @@ mod tests {
         let violation = &details.bad_request().unwrap().field_violations[0];
         assert_eq!(violation.field, "email");
         assert_eq!(violation.description, "must contain @");
+    }
+
+    #[test]
+    fn quoted_input_is_shortened_so_the_answer_fits_its_headers() {
+        let key = "é".repeat(5_000);
+        let status = invalid_argument(
+            &format!("attributes.custom[{key:?}]"),
+            format!("{key:?} is not an attribute"),
+        );
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field.chars().count(), MAX_FIELD_CHARS + 1);
+        assert!(violation.field.ends_with('…'));
+        assert_eq!(
+            violation.description.chars().count(),
+            MAX_DESCRIPTION_CHARS + 1
+        );
+        assert!(status.message().chars().count() < MAX_FIELD_CHARS + MAX_DESCRIPTION_CHARS + 20);
     }
 
     #[test]

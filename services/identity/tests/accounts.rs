@@ -580,3 +580,47 @@ async fn provisioning_an_internal_account_again_replaces_its_secret() {
         .unwrap_err();
     assert_eq!(still.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn references_holding_control_characters_are_refused_naming_the_field() {
+    let harness = Harness::start().await;
+    let token = &harness.admin_token;
+    let reference = "client\u{0}id".to_owned();
+    let status = harness
+        .accounts()
+        .get_service_account(authed(
+            pb::GetServiceAccountRequest {
+                id: reference.clone(),
+            },
+            token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), field_of(&status)),
+        (Code::InvalidArgument, "id".to_owned())
+    );
+    let status = harness
+        .operators()
+        .disable_operator(authed(
+            pb::DisableOperatorRequest {
+                operator: reference.clone(),
+            },
+            token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), field_of(&status)),
+        (Code::InvalidArgument, "operator".to_owned())
+    );
+    let status = harness
+        .tokens()
+        .revoke_token(authed(pb::RevokeTokenRequest { jti: reference }, token))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), field_of(&status)),
+        (Code::InvalidArgument, "jti".to_owned())
+    );
+}

@@ -125,23 +125,6 @@ async fn a_bad_cursor_is_refused() {
     assert_eq!(bad_field(&status), "cursor");
 }
 
-fn interaction(
-    event_id: &str,
-    subject_id: &str,
-    details: pb::interaction::Details,
-) -> pb::Interaction {
-    pb::Interaction {
-        event_id: event_id.to_owned(),
-        subject: Some(by_id(subject_id)),
-        channel: pb::Channel::Web.into(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: chrono::Utc::now().timestamp() - 60,
-            nanos: 0,
-        }),
-        details: Some(details),
-    }
-}
-
 fn lines(summary: &pb::InteractionSummary) -> Vec<(&str, &str, u32)> {
     summary
         .products

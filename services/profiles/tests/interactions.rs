@@ -184,21 +184,16 @@ async fn interactions_are_listed_newest_first_by_kind_and_page() {
 
 /// A survey answer whose comment is `chars` three-byte characters.
 fn survey(event_id: &str, subject_id: &str, chars: usize) -> pb::Interaction {
-    pb::Interaction {
-        event_id: event_id.to_owned(),
-        subject: Some(by_id(subject_id)),
-        channel: pb::Channel::Web.into(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: chrono::Utc::now().timestamp() - 60,
-            nanos: 0,
-        }),
-        details: Some(pb::interaction::Details::SurveyAnswer(pb::SurveyAnswer {
+    interaction(
+        event_id,
+        subject_id,
+        pb::interaction::Details::SurveyAnswer(pb::SurveyAnswer {
             survey_id: "nps-2026".to_owned(),
             satisfaction: 4,
             nps: Some(9),
             comment: "€".repeat(chars),
-        })),
-    }
+        }),
+    )
 }
 
 #[tokio::test]

@@ -165,6 +165,13 @@ impl AccountRef {
         if value.is_empty() {
             return Err(IdentityError::invalid("id", "required"));
         }
+        // No client id is longer or holds control characters (a NUL would reach the database).
+        if value.len() > 128 || value.chars().any(char::is_control) {
+            return Err(IdentityError::invalid(
+                "id",
+                "a service account's id or client id",
+            ));
+        }
         Ok(Uuid::parse_str(value).map_or_else(|_| Self::ClientId(value.to_owned()), Self::Id))
     }
 }

@@ -83,7 +83,15 @@ impl OperatorRef {
         if value.is_empty() {
             return Err(IdentityError::invalid("operator", "required"));
         }
-        Ok(Uuid::parse_str(value).map_or_else(|_| Self::Username(value.to_owned()), Self::Id))
+        match Uuid::parse_str(value) {
+            Ok(id) => Ok(Self::Id(id)),
+            // Only a well-formed username can name an operator.
+            Err(_) if check_username(value).is_ok() => Ok(Self::Username(value.to_owned())),
+            Err(_) => Err(IdentityError::invalid(
+                "operator",
+                "an operator's id or username",
+            )),
+        }
     }
 }
 

@@ -344,8 +344,12 @@ impl Tokens {
     /// as long as any token can live, whatever lifetime is configured now. Returns false when it
     /// was revoked already.
     pub async fn revoke(&self, caller: &Principal, jti: String) -> Result<bool, IdentityError> {
-        if jti.is_empty() || jti.len() > 128 {
-            return Err(IdentityError::invalid("jti", "1 to 128 characters"));
+        // A token id is printable: a NUL would reach the database as text it refuses.
+        if jti.is_empty() || jti.len() > 128 || jti.chars().any(char::is_control) {
+            return Err(IdentityError::invalid(
+                "jti",
+                "1 to 128 characters, none of them control characters",
+            ));
         }
         if jti != caller.token_id && !caller.scopes.contains(Scope::IdentityAdmin) {
             return Err(IdentityError::PermissionDenied(

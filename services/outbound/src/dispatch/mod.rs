@@ -195,6 +195,37 @@ impl Dispatcher {
         }
     }
 
+    /// Writes down a message's outcome, trying again while the database does not answer (a
+    /// restart, a failover) for as long as the claim would last: a message the provider took
+    /// and that is not written down as sent goes out a second time once its claim lapses.
+    async fn write_down(
+        &self,
+        worker: Uuid,
+        id: Uuid,
+        outcome: store::Outcome,
+    ) -> Result<(), OutboundError> {
+        let deadline = tokio::time::Instant::now() + self.settings.claim;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let attempt = outcome.clone();
+            let finished = self
+                .db
+                .run(move |conn| {
+                    Ok::<_, OutboundError>(store::finish(conn, worker, id, &attempt, Utc::now())?)
+                })
+                .await;
+            match finished {
+                Ok(_) => return Ok(()),
+                Err(error) if tokio::time::Instant::now() + delay < deadline => {
+                    tracing::warn!(%error, message_id = %id, ?delay, "cannot write down a message's outcome yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// A claimed batch: cleared, sent, written down.
     async fn settle(
         &self,
@@ -276,13 +307,7 @@ impl Dispatcher {
                         .await
                 };
                 let id = message.message_id();
-                let finished = self
-                    .db
-                    .run(move |conn| {
-                        Ok::<_, OutboundError>(store::finish(conn, worker, id, &outcome, Utc::now())?)
-                    })
-                    .await;
-                if let Err(error) = finished {
+                if let Err(error) = self.write_down(worker, id, outcome).await {
                     tracing::error!(%error, message_id = %id, "could not write down a message's outcome");
                 }
             })

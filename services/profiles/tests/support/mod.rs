@@ -308,13 +308,11 @@ pub fn bad_field(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
-/// An order interaction.
-pub fn order(
+/// An interaction on the web a minute ago.
+pub fn interaction(
     event_id: &str,
     subject_id: &str,
-    order_id: &str,
-    amount_minor: i64,
-    currency: &str,
+    details: pb::interaction::Details,
 ) -> pb::Interaction {
     pb::Interaction {
         event_id: event_id.to_owned(),
@@ -324,7 +322,22 @@ pub fn order(
             seconds: chrono::Utc::now().timestamp() - 60,
             nanos: 0,
         }),
-        details: Some(pb::interaction::Details::Order(pb::Order {
+        details: Some(details),
+    }
+}
+
+/// An order interaction.
+pub fn order(
+    event_id: &str,
+    subject_id: &str,
+    order_id: &str,
+    amount_minor: i64,
+    currency: &str,
+) -> pb::Interaction {
+    interaction(
+        event_id,
+        subject_id,
+        pb::interaction::Details::Order(pb::Order {
             order_id: order_id.to_owned(),
             total: Some(common::Money {
                 amount_minor,
@@ -339,8 +352,8 @@ pub fn order(
                     currency: currency.to_owned(),
                 }),
             }],
-        })),
-    }
+        }),
+    )
 }
 
 /// Sends `batches` on one RecordInteractions stream.

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::time::Duration;
 
 use ecrm_auth::{Access, OperatorRole, PrincipalKind, Scopes};
 use ecrm_proto::ecrm::identity::v1 as pb;
@@ -15,17 +14,15 @@ use ecrm_proto::ecrm::identity::v1::service_accounts_client::ServiceAccountsClie
 use ecrm_proto::ecrm::identity::v1::tokens_client::TokensClient;
 use ecrm_suite::Member;
 use futures::StreamExt as _;
-use prost::Message as _;
-use prost::bytes::{Buf as _, BufMut as _};
 use tonic::Code;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
+use crate::support::raw::{self, Method, call};
 use crate::support::{Journey, authorized, logs};
 
 /// Who calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Who {
+pub(crate) enum Who {
     Nobody,
     /// An internal service account holding every scope, its token carrying all of them.
     Internal,
@@ -81,16 +78,6 @@ enum Expected {
     Refused(Code),
 }
 
-/// A method of a contract, as its descriptor states it.
-#[derive(Debug, Clone)]
-struct Method {
-    /// `/package.Service/Method`.
-    path: String,
-    member: Member,
-    client_streaming: bool,
-    server_streaming: bool,
-}
-
 /// Refusals handlers add for kinds of principal the scope table lets through, and why.
 fn handler_refusals(path: &str, who: Who) -> Option<&'static str> {
     let (service, method) = path
@@ -140,158 +127,20 @@ fn expected(method: &Method, who: Who) -> Expected {
     }
 }
 
-fn methods() -> Vec<Method> {
-    let set = prost_types::FileDescriptorSet::decode(ecrm_proto::FILE_DESCRIPTOR_SET).unwrap();
-    let mut methods = Vec::new();
-    for file in &set.file {
-        let package = file.package();
-        let Some(area) = package
-            .strip_prefix("ecrm.")
-            .and_then(|rest| rest.strip_suffix(".v1"))
-        else {
-            continue;
-        };
-        let members: &[Member] = match area {
-            "identity" => &[Member::Identity],
-            "profiles" => &[Member::Profiles],
-            "consent" => &[Member::Consent],
-            "segmentation" => &[Member::Segmentation],
-            "outbound" => &[Member::Outbound],
-            // Served by every member that holds personal data.
-            "privacy" => &[
-                Member::Profiles,
-                Member::Consent,
-                Member::Segmentation,
-                Member::Outbound,
-            ],
-            _ => &[],
-        };
-        for service in &file.service {
-            for method in &service.method {
-                for member in members {
-                    methods.push(Method {
-                        path: format!("/{package}.{}/{}", service.name(), method.name()),
-                        member: *member,
-                        client_streaming: method.client_streaming(),
-                        server_streaming: method.server_streaming(),
-                    });
-                }
-            }
-        }
-    }
-    methods
-}
-
-/// Passes request and response bytes through untouched: an empty request is the encoding of
-/// every message with all fields unset.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
-
-/// Calls `method` with an empty request and `token`; returns the status code it answered (OK
-/// when a stream started and sent no error at first).
-async fn call(channel: Channel, method: &Method, token: Option<&str>) -> Code {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let path: http::uri::PathAndQuery = method.path.parse().unwrap();
-    let first_of = |result: Result<tonic::Response<tonic::Streaming<Vec<u8>>>, tonic::Status>| async move {
-        match result {
-            Err(status) => status.code(),
-            // Streams that validate as they go answer in their first message; one that is
-            // past authorization and waiting for data is let go.
-            Ok(response) => {
-                match tokio::time::timeout(Duration::from_secs(1), response.into_inner().next())
-                    .await
-                {
-                    Ok(Some(Err(status))) => status.code(),
-                    _ => Code::Ok,
-                }
-            }
-        }
-    };
-    match (method.client_streaming, method.server_streaming) {
-        (false, false) => match grpc.unary(request(token, Vec::new()), path, RawCodec).await {
-            Ok(_) => Code::Ok,
-            Err(status) => status.code(),
-        },
-        (false, true) => {
-            first_of(
-                grpc.server_streaming(request(token, Vec::new()), path, RawCodec)
-                    .await,
-            )
-            .await
-        }
-        (true, false) => {
-            let messages = futures::stream::iter([Vec::<u8>::new()]);
-            match grpc
-                .client_streaming(request(token, messages), path, RawCodec)
-                .await
-            {
-                Ok(_) => Code::Ok,
-                Err(status) => status.code(),
-            }
-        }
-        (true, true) => {
-            let messages = futures::stream::iter([Vec::<u8>::new()]);
-            first_of(
-                grpc.streaming(request(token, messages), path, RawCodec)
-                    .await,
-            )
-            .await
-        }
-    }
-}
-
-/// `message` with `token` as its bearer credential, if any.
-fn request<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
-    match token {
-        Some(token) => authorized(token, message),
-        None => tonic::Request::new(message),
-    }
-}
-
 /// How a principal proves who it is at identity.
 #[derive(Clone)]
-enum Grant {
+pub(crate) enum Grant {
     Client { client_id: String, secret: String },
     Operator { username: String, password: String },
 }
 
 /// Asks identity for a token for `member` carrying `scopes`.
-async fn issue(identity: Channel, grant: &Grant, member: Member, scopes: Scopes) -> String {
+pub(crate) async fn issue(
+    identity: Channel,
+    grant: &Grant,
+    member: Member,
+    scopes: Scopes,
+) -> String {
     let grant = match grant.clone() {
         Grant::Client { client_id, secret } => {
             pb::issue_token_request::Grant::ClientCredentials(pb::ClientCredentials {
@@ -322,7 +171,7 @@ async fn issue(identity: Channel, grant: &Grant, member: Member, scopes: Scopes)
 }
 
 /// Creates the principals of the matrix at identity, as an admin does.
-async fn grants(journey: &Journey) -> HashMap<Who, Grant> {
+pub(crate) async fn grants(journey: &Journey) -> HashMap<Who, Grant> {
     let identity = journey.channel(Member::Identity);
     let admin = journey.admin.token(Member::Identity).await;
     let mut grants = HashMap::new();
@@ -401,7 +250,7 @@ async fn every_method_answers_each_kind_of_principal_as_its_access_and_scopes_sa
     let journey = Journey::start().await;
     let grants = grants(&journey).await;
     let identity = journey.channel(Member::Identity);
-    let methods = methods();
+    let methods = raw::methods();
     assert!(methods.len() > 50, "only {} methods found", methods.len());
 
     // A token for each (principal, member, scopes), asked for once.
@@ -431,7 +280,9 @@ async fn every_method_answers_each_kind_of_principal_as_its_access_and_scopes_sa
         .map(|(method, who, token)| {
             let channel = journey.channel(method.member);
             async move {
-                let code = call(channel, &method, token.as_deref()).await;
+                let code = call(channel, &method, token.as_deref(), Vec::new())
+                    .await
+                    .code();
                 (method, who, code)
             }
         })

@@ -11,4 +11,5 @@ mod support;
 
 mod authorization;
 mod customer;
+mod garbage;
 mod partner;

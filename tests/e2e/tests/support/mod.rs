@@ -14,6 +14,7 @@
 pub mod accounts;
 pub mod customers;
 pub mod logs;
+pub mod raw;
 
 use std::future::Future;
 use std::sync::Once;
@@ -46,10 +47,11 @@ pub struct Journey {
     /// The services' master keys, as a deployment's secret store would hold them.
     pub keys: SuiteKeys,
     pub admin: Caller,
-    /// Declared after the suite: dropped once the services are told to stop.
-    database: TestDatabase,
+    /// Declared after the suite: dropped once the services are told to stop. None when the
+    /// journey runs in a database of its own server ([`Journey::start_in`]).
+    database: Option<TestDatabase>,
     /// Declared last: roles can go only once the database that used them is gone.
-    _roles: Roles,
+    _roles: Option<Roles>,
 }
 
 impl Journey {
@@ -61,18 +63,39 @@ impl Journey {
 
     /// Like [`Journey::start`], with more changes to the members' settings.
     pub async fn start_with(adjust: impl FnOnce(MemberSettings) -> MemberSettings) -> Self {
-        logs::capture();
-        logs::forbid(ADMIN_PASSWORD);
         sweep_left_roles().await;
         let database = TestDatabase::empty().await;
         let roles = Roles {
-            prefix: format!(
-                "{ROLE_PREFIX}{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..12]
-            ),
+            prefix: role_prefix(),
             // The maintenance database: the journey's own is gone when its roles are dropped.
             admin_url: database.admin_url().with_database("postgres"),
         };
+        let admin_url = database.admin_url();
+        Self::start_on(
+            admin_url,
+            roles.prefix.clone(),
+            Some(database),
+            Some(roles),
+            adjust,
+        )
+        .await
+    }
+
+    /// The suite in the database of `admin_url` (a superuser's), on a server of the test's own
+    /// that goes with it: its roles are left to that server.
+    pub async fn start_in(admin_url: DatabaseUrl) -> Self {
+        Self::start_on(admin_url, role_prefix(), None, None, |settings| settings).await
+    }
+
+    async fn start_on(
+        admin_url: DatabaseUrl,
+        role_prefix: String,
+        database: Option<TestDatabase>,
+        roles: Option<Roles>,
+        adjust: impl FnOnce(MemberSettings) -> MemberSettings,
+    ) -> Self {
+        logs::capture();
+        logs::forbid(ADMIN_PASSWORD);
         let smtp = SmtpSink::start().await.unwrap();
         let keys = SuiteKeys::generate().unwrap();
         let delivery = ecrm_outbound::DeliveryConfig {
@@ -90,7 +113,7 @@ impl Journey {
                 config.retry_base_secs = 1;
             });
         let options = SuiteOptions {
-            role_prefix: roles.prefix.clone(),
+            role_prefix,
             bootstrap_password: Some(Secret::new(ADMIN_PASSWORD.to_owned())),
             outbound: OutboundOptions {
                 delivery,
@@ -102,7 +125,7 @@ impl Journey {
                 max_size: 5,
                 ..PoolOptions::default()
             },
-            ..SuiteOptions::new(database.admin_url(), keys.clone())
+            ..SuiteOptions::new(admin_url, keys.clone())
         };
         let suite = Suite::start(options)
             .await
@@ -141,6 +164,14 @@ impl Journey {
         }
         logs::assert_none_leaked();
     }
+}
+
+/// A prefix of roles no other journey has.
+fn role_prefix() -> String {
+    format!(
+        "{ROLE_PREFIX}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// This journey's roles, dropped with it.

@@ -1,0 +1,413 @@
+//! The suite through faults of what it stands on: its PostgreSQL restarted under load. Each
+//! test runs the suite on a private cluster of its own (the machine's PostgreSQL binaries, in
+//! a throwaway folder, on loopback) so that it can stop and start it.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails by panicking, helpers included"
+)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use ecrm_localpg::{ClusterOptions, LocalCluster, PgBinaries};
+use ecrm_platform::DatabaseUrl;
+use ecrm_proto::ecrm::common::v1 as common;
+use ecrm_proto::ecrm::consent::v1 as consent;
+use ecrm_proto::ecrm::identity::v1 as identity;
+use ecrm_proto::ecrm::outbound::v1 as outbound;
+use ecrm_proto::ecrm::outbound::v1::campaigns_client::CampaignsClient;
+use ecrm_proto::ecrm::outbound::v1::templates_client::TemplatesClient;
+use ecrm_proto::ecrm::profiles::v1 as profiles;
+use ecrm_proto::ecrm::profiles::v1::interactions_client::InteractionsClient;
+use ecrm_suite::Member;
+use support::customers::{PurposeSpec, by_id, customer, decide, define_purpose};
+use support::{Journey, authorized};
+
+/// The suite's database on the private cluster.
+const DATABASE: &str = "ecrm";
+/// Interactions in each batch the shop sends.
+const BATCH: usize = 20;
+
+/// A PostgreSQL cluster of this test alone, stopped when dropped.
+struct PrivateServer {
+    cluster: LocalCluster,
+    _root: tempfile::TempDir,
+}
+
+impl PrivateServer {
+    /// Initialises and starts a throwaway cluster, with the suite's database in it.
+    async fn start() -> Self {
+        tokio::task::spawn_blocking(|| {
+            // In /tmp, which the `postgres` user can traverse when tests run as root.
+            let root = tempfile::Builder::new()
+                .prefix("ecrm-faults-")
+                .permissions(Permissions::from_mode(0o700))
+                .tempdir_in("/tmp")
+                .unwrap();
+            let options = ClusterOptions {
+                ephemeral: true,
+                ..ClusterOptions::default()
+            };
+            let mut cluster =
+                LocalCluster::init_or_open(PgBinaries::find().unwrap(), root.path(), options)
+                    .unwrap();
+            cluster.start(0).unwrap();
+            let server = Self {
+                cluster,
+                _root: root,
+            };
+            let mut conn = PgConnection::establish(server.url("postgres").expose()).unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {DATABASE}"))
+                .execute(&mut conn)
+                .unwrap();
+            server
+        })
+        .await
+        .unwrap()
+    }
+
+    fn url(&self, database: &str) -> DatabaseUrl {
+        self.cluster
+            .superuser_url(database)
+            .unwrap()
+            .as_str()
+            .parse()
+            .unwrap()
+    }
+
+    /// Stops the server (open sessions are cut), keeps it down for `down`, and starts it again
+    /// on the same port.
+    async fn restart(&mut self, down: Duration) {
+        let port = self.cluster.port().unwrap();
+        tokio::task::block_in_place(|| self.cluster.stop()).unwrap();
+        tokio::time::sleep(down).await;
+        tokio::task::block_in_place(|| self.cluster.start(port)).unwrap();
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        // Nothing more can be done from a destructor, possibly running during a panic.
+        let _ = self.cluster.stop();
+    }
+}
+
+fn order(event_id: String, subject_id: &str, n: usize) -> profiles::Interaction {
+    let money = |amount_minor| ecrm_proto::ecrm::common::v1::Money {
+        amount_minor,
+        currency: "EUR".to_owned(),
+    };
+    profiles::Interaction {
+        event_id,
+        subject: Some(by_id(subject_id)),
+        channel: profiles::Channel::Web.into(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp() - 60,
+            nanos: 0,
+        }),
+        details: Some(profiles::interaction::Details::Order(profiles::Order {
+            order_id: format!("order-{n}"),
+            total: Some(money(1_000)),
+            line_items: vec![profiles::LineItem {
+                product_id: format!("sku-{}", n % 7),
+                category: "shoes".to_owned(),
+                quantity: 1,
+                unit_price: Some(money(1_000)),
+            }],
+        })),
+    }
+}
+
+/// How many rows `query` (a `SELECT count(*) AS count ...`) counts.
+async fn count(url: DatabaseUrl, query: &'static str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(url.expose()).unwrap();
+        diesel::sql_query(query)
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .count
+    })
+    .await
+    .unwrap()
+}
+
+/// The event ids of every stored interaction.
+async fn stored_events(url: DatabaseUrl) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Event {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        event_id: String,
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(url.expose()).unwrap();
+        diesel::sql_query("SELECT event_id FROM profiles.interactions")
+            .load::<Event>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|event| event.event_id)
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgresql_restart_during_ingest_loses_no_acknowledged_interaction() {
+    let mut server = PrivateServer::start().await;
+    let journey = Journey::start_in(server.url(DATABASE)).await;
+    let shop = journey
+        .admin
+        .create_account(
+            "shop",
+            identity::PrincipalKind::Internal,
+            "",
+            &["profiles.write", "profiles.read", "events.write"],
+        )
+        .await;
+    let subject = customer(&journey, &shop, "ingrid@example.com", "Ingrid").await;
+    let token = shop.token(Member::Profiles).await;
+
+    // The shop sends batch after batch, each until it is acknowledged (a retry of a batch is
+    // idempotent: same event ids), while the database goes down and comes back.
+    let writer = {
+        let channel = journey.channel(Member::Profiles);
+        let subject = subject.clone();
+        tokio::spawn(async move {
+            let mut client = InteractionsClient::new(channel);
+            let mut acknowledged = Vec::new();
+            let mut refused = 0_usize;
+            let started = Instant::now();
+            let mut batch = 0;
+            // Batches before, during and well after the outage.
+            while started.elapsed() < Duration::from_secs(6) || batch < 60 {
+                let events: Vec<profiles::Interaction> = (0..BATCH)
+                    .map(|i| order(format!("evt-{batch}-{i}"), &subject, batch * BATCH + i))
+                    .collect();
+                loop {
+                    let request = profiles::RecordInteractionsRequest {
+                        interactions: events.clone(),
+                    };
+                    let sent = client
+                        .record_interactions(authorized(&token, futures::stream::iter([request])))
+                        .await;
+                    match sent {
+                        Ok(response) => {
+                            let response = response.into_inner();
+                            assert_eq!(
+                                response.recorded + response.duplicates,
+                                BATCH as u64,
+                                "{response:?}"
+                            );
+                            acknowledged.extend(events.iter().map(|e| e.event_id.clone()));
+                            break;
+                        }
+                        Err(status) => {
+                            refused += 1;
+                            assert!(
+                                started.elapsed() < Duration::from_secs(60),
+                                "the service did not recover: {status:?}"
+                            );
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+                batch += 1;
+            }
+            (acknowledged, refused)
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.restart(Duration::from_secs(1)).await;
+    let (acknowledged, refused) = writer.await.unwrap();
+
+    assert!(
+        refused > 0,
+        "no call met the outage: the test proved nothing"
+    );
+    let stored = stored_events(server.url(DATABASE)).await;
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(
+        unique.len(),
+        stored.len(),
+        "an interaction was stored twice"
+    );
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|event| !unique.contains(event))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+    assert_eq!(stored.len(), acknowledged.len());
+    // Segmentation's feed follower came back by itself too, and projected each order once.
+    let orders = i64::try_from(acknowledged.len()).unwrap();
+    support::eventually("segmentation projecting every order", || {
+        let url = server.url(DATABASE);
+        async move {
+            let projected = count(url, "SELECT count(*) AS count FROM segmentation.orders").await;
+            assert!(
+                projected <= orders,
+                "{projected} orders projected of {orders}"
+            );
+            (projected == orders).then_some(())
+        }
+    })
+    .await;
+    journey.stop().await;
+}
+
+/// Customers the campaign mails.
+const RECIPIENTS: usize = 60;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgresql_restart_during_a_campaign_sends_every_message_once() {
+    let mut server = PrivateServer::start().await;
+    let journey = Journey::start_in(server.url(DATABASE)).await;
+    let admin = &journey.admin;
+    let shop = admin
+        .create_account(
+            "shop",
+            identity::PrincipalKind::Internal,
+            "",
+            &["profiles.write", "consent.write"],
+        )
+        .await;
+    let notice = define_purpose(
+        &journey,
+        admin,
+        PurposeSpec {
+            key: "newsletter",
+            basis: common::LawfulBasis::Consent,
+            channels: &[consent::Channel::Email],
+            categories: &["email"],
+            direct_marketing: true,
+            notice: "Our newsletter by email. Unsubscribe in one click.",
+        },
+    )
+    .await;
+    let mut subjects = Vec::new();
+    for n in 0..RECIPIENTS {
+        let subject = customer(&journey, &shop, &format!("reader{n}@example.com"), "Reader").await;
+        decide(
+            &journey,
+            &shop,
+            &subject,
+            "newsletter",
+            consent::Channel::Email,
+            consent::Decision::Granted,
+            &notice,
+        )
+        .await;
+        subjects.push(subject);
+    }
+    let token = admin.token(Member::Outbound).await;
+    TemplatesClient::new(journey.channel(Member::Outbound))
+        .upsert_template(authorized(
+            &token,
+            outbound::UpsertTemplateRequest {
+                template: Some(outbound::Template {
+                    key: "newsletter".to_owned(),
+                    channel: outbound::Channel::Email.into(),
+                    locale: "en".to_owned(),
+                    subject: "This week".to_owned(),
+                    body: "<p>News.</p><p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>"
+                        .to_owned(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let mut campaigns = CampaignsClient::new(journey.channel(Member::Outbound));
+    let campaign = campaigns
+        .create_campaign(authorized(
+            &token,
+            outbound::CreateCampaignRequest {
+                campaign: Some(outbound::Campaign {
+                    name: "weekly".to_owned(),
+                    explicit_list: true,
+                    channel: outbound::Channel::Email.into(),
+                    template_key: "newsletter".to_owned(),
+                    variables_json: "{}".to_owned(),
+                    purpose_key: "newsletter".to_owned(),
+                    // Slow enough for the restart to fall in the middle of the sending.
+                    per_second: 20,
+                    ..Default::default()
+                }),
+                subject_ids: subjects.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .campaign
+        .unwrap()
+        .campaign_id;
+    campaigns
+        .start_campaign(authorized(
+            &token,
+            outbound::StartCampaignRequest {
+                campaign_id: campaign.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+
+    // Down once the first mails are out, up again a second later.
+    journey.smtp.wait_for(5, support::DEADLINE).await;
+    server.restart(Duration::from_secs(1)).await;
+    let sent_before_the_end = journey.smtp.messages().len();
+    assert!(
+        sent_before_the_end < RECIPIENTS,
+        "the campaign ended before the restart: the test proved nothing"
+    );
+
+    // Messages the gate could not clear while consent and profiles had no database wait
+    // their 30 s before trying again.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stats = loop {
+        let stats = campaigns
+            .get_campaign_stats(authorized(
+                &token,
+                outbound::GetCampaignStatsRequest {
+                    campaign_id: campaign.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if stats.state() == outbound::CampaignState::Completed {
+            break stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the campaign is not over: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (stats.recipients, stats.sent, stats.blocked, stats.failed),
+        (RECIPIENTS as u64, RECIPIENTS as u64, 0, 0),
+        "{stats:?}"
+    );
+    let mails = journey.smtp.messages();
+    let recipients: HashSet<&str> = mails
+        .iter()
+        .flat_map(|mail| mail.rcpt_to.iter().map(String::as_str))
+        .collect();
+    assert_eq!(recipients.len(), RECIPIENTS, "a reader got no mail");
+    assert_eq!(mails.len(), RECIPIENTS, "a reader got the mail twice");
+    journey.stop().await;
+}

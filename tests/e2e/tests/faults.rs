@@ -123,6 +123,19 @@ fn order(event_id: String, subject_id: &str, n: usize) -> profiles::Interaction 
     }
 }
 
+/// The rows `query` gives, read on a connection of its own.
+async fn rows<T>(url: DatabaseUrl, query: &'static str) -> Vec<T>
+where
+    T: QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(url.expose()).unwrap();
+        diesel::sql_query(query).load::<T>(&mut conn).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// How many rows `query` (a `SELECT count(*) AS count ...`) counts.
 async fn count(url: DatabaseUrl, query: &'static str) -> i64 {
     #[derive(QueryableByName)]
@@ -130,15 +143,7 @@ async fn count(url: DatabaseUrl, query: &'static str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         count: i64,
     }
-    tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(url.expose()).unwrap();
-        diesel::sql_query(query)
-            .get_result::<Count>(&mut conn)
-            .unwrap()
-            .count
-    })
-    .await
-    .unwrap()
+    rows::<Count>(url, query).await[0].count
 }
 
 /// The event ids of every stored interaction.
@@ -148,17 +153,11 @@ async fn stored_events(url: DatabaseUrl) -> Vec<String> {
         #[diesel(sql_type = diesel::sql_types::Text)]
         event_id: String,
     }
-    tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(url.expose()).unwrap();
-        diesel::sql_query("SELECT event_id FROM profiles.interactions")
-            .load::<Event>(&mut conn)
-            .unwrap()
-            .into_iter()
-            .map(|event| event.event_id)
-            .collect()
-    })
-    .await
-    .unwrap()
+    rows::<Event>(url, "SELECT event_id FROM profiles.interactions")
+        .await
+        .into_iter()
+        .map(|event| event.event_id)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,8 @@
     reason = "a test fails by panicking, helpers included"
 )]
 
+pub mod up;
+
 use std::process::Output;
 use std::time::Duration;
 

@@ -107,6 +107,13 @@ pub struct OutboundConfig {
         default_value_t = 30
     )]
     pub retry_base_secs: u64,
+    /// How long a message waits when consent or profiles did not answer the gate.
+    #[arg(
+        long = "gate-retry-secs",
+        env = "ECRM_OUTBOUND_GATE_RETRY_SECS",
+        default_value_t = 30
+    )]
+    pub gate_retry_secs: u64,
     /// How long a channel pauses when its provider asks to slow down without saying how long.
     #[arg(
         long = "rate-limit-pause-secs",
@@ -138,6 +145,7 @@ impl OutboundConfig {
             claim_secs: 120,
             max_attempts: 5,
             retry_base_secs: 30,
+            gate_retry_secs: 30,
             rate_limit_pause_secs: 60,
             idle: Duration::from_millis(500),
         }
@@ -232,6 +240,9 @@ impl OutboundConfig {
             }),
             default_locale: self.default_locale.clone(),
             default_zone,
+            unavailable_retry: chrono::Duration::seconds(
+                i64::try_from(self.gate_retry_secs.max(1)).unwrap_or(i64::MAX),
+            ),
         })
     }
 

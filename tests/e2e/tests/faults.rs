@@ -373,9 +373,9 @@ async fn a_postgresql_restart_during_a_campaign_sends_every_message_once() {
         "the campaign ended before the restart: the test proved nothing"
     );
 
-    // Messages the gate could not clear while consent and profiles had no database wait
-    // their 30 s before trying again.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Messages the gate could not clear while consent and profiles had no database wait a
+    // second (the journeys' `--gate-retry-secs`) before trying again.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let stats = loop {
         let stats = campaigns
             .get_campaign_stats(authorized(

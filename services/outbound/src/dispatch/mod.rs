@@ -122,13 +122,25 @@ impl Dispatcher {
 
     async fn work(&self, shutdown: CancellationToken) {
         let worker = Uuid::now_v7();
+        // Claims a failed round left: given back before the next round, so that its messages
+        // (none of them sent: a round fails before sending) do not wait for their claims to
+        // lapse once the database answers again.
+        let mut left_claims = false;
         while !shutdown.is_cancelled() {
-            let idle = match self.round(worker, &shutdown).await {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(error) => {
-                    tracing::warn!(%error, "outbound worker round failed");
-                    true
+            if left_claims {
+                left_claims = self.release(worker).await.is_err();
+            }
+            let idle = if left_claims {
+                true
+            } else {
+                match self.round(worker, &shutdown).await {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(error) => {
+                        tracing::warn!(%error, "outbound worker round failed");
+                        left_claims = true;
+                        true
+                    }
                 }
             };
             if idle {
@@ -138,13 +150,16 @@ impl Dispatcher {
                 }
             }
         }
-        if let Err(error) = self
-            .db
-            .run(move |conn| Ok::<_, OutboundError>(store::release(conn, worker)?))
-            .await
-        {
+        if let Err(error) = self.release(worker).await {
             tracing::warn!(%error, "could not give back a stopping worker's messages");
         }
+    }
+
+    /// Gives back every message `worker` holds.
+    async fn release(&self, worker: Uuid) -> Result<usize, OutboundError> {
+        self.db
+            .run(move |conn| Ok::<_, OutboundError>(store::release(conn, worker)?))
+            .await
     }
 
     /// One batch: claimed, cleared, sent, written down. Returns how many were claimed.

@@ -35,9 +35,6 @@ use crate::templates::store::{self as templates_store, TemplateRow};
 use crate::unsubscribe::UnsubscribeLinks;
 use crate::unsubscribe::store::pending_withdrawals;
 
-/// How long a message waits when consent or profiles did not answer.
-const UNAVAILABLE_RETRY: chrono::Duration = chrono::Duration::seconds(30);
-
 /// What the gate applies beyond consent: the caller-independent rules of the service.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -48,6 +45,8 @@ pub struct Policy {
     /// The locale of last resort, and the zone of recipients profiles knows none for.
     pub default_locale: String,
     pub default_zone: Tz,
+    /// How long a message waits when consent or profiles did not answer.
+    pub unavailable_retry: chrono::Duration,
 }
 
 /// What the gate says of one message.
@@ -172,7 +171,7 @@ impl Gate {
         let unavailable = |detail: String| Verdict::Deferred {
             reason: Reason::GateUnavailable,
             detail,
-            until: now + UNAVAILABLE_RETRY,
+            until: now + self.policy.unavailable_retry,
         };
 
         // Consent, per purpose and channel, at this moment.

@@ -111,6 +111,7 @@ impl Journey {
                 config.quiet_hours = "none".to_owned();
                 config.idle = Duration::from_millis(50);
                 config.retry_base_secs = 1;
+                config.gate_retry_secs = 1;
             });
         let options = SuiteOptions {
             role_prefix,

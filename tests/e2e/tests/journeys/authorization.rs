@@ -55,7 +55,7 @@ impl Who {
     }
 
     /// The scopes its token for `method` carries.
-    fn scopes(self, access: Access) -> Scopes {
+    pub(crate) fn scopes(self, access: Access) -> Scopes {
         match self {
             Who::Nobody => Scopes::empty(),
             Who::Internal => Scopes::all(),

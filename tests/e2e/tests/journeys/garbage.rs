@@ -1,8 +1,10 @@
 //! Every method of the running suite fed random well-formed requests (every field of the
 //! request message filled from edge values: empty, huge, malformed ids, markup, injection
-//! attempts, unknown enum numbers): each answers a status a caller can act on, never INTERNAL
-//! or UNKNOWN, and the suite keeps serving. `ECRM_GARBAGE_CASES` (requests a method, default
-//! 6) and `ECRM_GARBAGE_SEED` (a number, or `random`) make longer, new or replayed runs.
+//! attempts, unknown enum numbers) by an internal service, a partner and an operator, each
+//! holding every scope its kind may: each answers a status a caller can act on, never
+//! INTERNAL or UNKNOWN, and the suite keeps serving. `ECRM_GARBAGE_CASES` (requests a method
+//! and caller, default 6) and `ECRM_GARBAGE_SEED` (a number, or `random`) make longer, new or
+//! replayed runs.
 
 use futures::StreamExt as _;
 use prost::Message as _;
@@ -135,27 +137,41 @@ async fn every_method_answers_random_requests_with_a_status_a_caller_can_act_on(
     };
     let mut rng = Rng(seed);
 
+    // An internal service, a partner and an operator, each holding every scope its kind may.
+    let callers = [
+        Who::Internal,
+        Who::PartnerA,
+        Who::Operator(ecrm_auth::OperatorRole::Admin),
+    ];
+    let mut tokens = std::collections::HashMap::new();
     let mut calls = Vec::new();
     for method in raw::methods() {
         let input = pool.get_message_by_name(&method.input).unwrap();
-        let token = issue(
-            identity.clone(),
-            &grants[&Who::Internal],
-            method.member,
-            ecrm_auth::Scopes::all(),
-        )
-        .await;
-        for _ in 0..cases {
-            let body = random_message(&input, &mut rng, 0).encode_to_vec();
-            calls.push((method.clone(), token.clone(), body));
+        for who in callers {
+            let token = match tokens.entry((who, method.member)) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => entry.insert(
+                    issue(
+                        identity.clone(),
+                        &grants[&who],
+                        method.member,
+                        who.scopes(ecrm_auth::Access::Authenticated),
+                    )
+                    .await,
+                ),
+            };
+            for _ in 0..cases {
+                let body = random_message(&input, &mut rng, 0).encode_to_vec();
+                calls.push((method.clone(), who, token.clone(), body));
+            }
         }
     }
     let answers: Vec<(String, tonic::Status, Vec<u8>)> = futures::stream::iter(calls)
-        .map(|(method, token, body)| {
+        .map(|(method, who, token, body)| {
             let channel = journey.channel(method.member);
             async move {
                 let status = call(channel, &method, Some(&token), body.clone()).await;
-                (method.path, status, body)
+                (format!("{} as {who:?}", method.path), status, body)
             }
         })
         .buffer_unordered(8)

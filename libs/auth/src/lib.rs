@@ -16,6 +16,7 @@ mod principal;
 mod scope;
 mod service_tokens;
 mod signer;
+pub mod tls;
 mod trace_context;
 mod verifier;
 

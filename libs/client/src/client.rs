@@ -26,6 +26,8 @@ use ecrm_proto::ecrm::segmentation::v1::segments_client::SegmentsClient;
 use ecrm_proto::ecrm::segmentation::v1::tiers_client::TiersClient;
 use tonic::transport::{Channel, Endpoint};
 
+use ecrm_auth::tls::ClientTls;
+
 use crate::channel::Authorized;
 use crate::credentials::Credentials;
 use crate::endpoints::{Endpoints, Service};
@@ -69,11 +71,23 @@ macro_rules! typed_clients {
 impl Client {
     /// A client of every service `endpoints` names, calling as `credentials`. Nothing is
     /// dialled yet: each channel connects on its first call (and reconnects after a failure).
+    /// `https://` URLs are checked against the system's CAs.
     pub fn connect(endpoints: Endpoints, credentials: Credentials) -> Result<Self, ClientError> {
+        Self::connect_with_tls(endpoints, credentials, &ClientTls::default())
+    }
+
+    /// [`Client::connect`], with `tls` on `https://` URLs: the CAs the services' certificates
+    /// are checked against, and the client certificate presented where the suite requires
+    /// mutual TLS.
+    pub fn connect_with_tls(
+        endpoints: Endpoints,
+        credentials: Credentials,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
         let mut channels = HashMap::new();
         for service in Service::ALL {
             if let Some(url) = endpoints.get(service) {
-                channels.insert(service, lazy_channel(service, url)?);
+                channels.insert(service, lazy_channel(service, url, tls)?);
             }
         }
         let identity = channels
@@ -151,15 +165,18 @@ impl Client {
     }
 }
 
-fn lazy_channel(service: Service, url: &str) -> Result<Channel, ClientError> {
+fn lazy_channel(service: Service, url: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
     let invalid = || ClientError::InvalidUrl {
         service,
         url: url.to_owned(),
     };
-    if !url.starts_with("http://") {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(invalid());
     }
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|_| invalid())?;
+    let endpoint = tls
+        .secure(endpoint)
+        .map_err(|source| ClientError::Tls { service, source })?;
     Ok(endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)

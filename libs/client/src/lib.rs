@@ -44,6 +44,8 @@ pub use self::endpoints::{Endpoints, Service};
 pub use self::error::ClientError;
 pub use self::retry::RetryPolicy;
 pub use self::tokens::{CachedToken, Session, Tokens};
+/// What a client trusts and presents on `https://` URLs (mutual TLS): see [`Client::connect_with_tls`].
+pub use ecrm_auth::tls::{ClientTls, TlsError};
 
 /// The generated contracts, re-exported so a platform team needs one dependency.
 pub mod proto {

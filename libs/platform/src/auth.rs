@@ -6,9 +6,9 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use ecrm_auth::{AccountCredentials, IdentityTrust, ServiceTokens, Verifier, VerifierConfig};
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
+use crate::ServiceContext;
 use crate::config::{ConfigError, SecretParser, service_endpoint};
 
 /// Longest refresh interval: well within the verifier's staleness bound (60 s).
@@ -97,29 +97,27 @@ impl AuthConfig {
         )
     }
 
-    /// The verifier of calls to the service `audience`, loaded from identity and refreshed
-    /// until `shutdown`. `scopes` are what the service's token asks for (one its account holds).
+    /// The verifier of calls to the service `audience`, loaded from identity (over the
+    /// context's TLS) and refreshed until the context's shutdown. `scopes` are what the
+    /// service's token asks for (one its account holds).
     pub async fn verifier(
         &self,
+        context: &ServiceContext,
         audience: &str,
         scopes: Vec<String>,
-        shutdown: CancellationToken,
     ) -> Result<Verifier, ConfigError> {
-        Ok(self
-            .verifier_and_tokens(audience, scopes, shutdown)
-            .await?
-            .0)
+        Ok(self.verifier_and_tokens(context, audience, scopes).await?.0)
     }
 
     /// The verifier, and the tokens of the service's own calls to other services: one login
     /// at identity for both.
     pub async fn verifier_and_tokens(
         &self,
+        context: &ServiceContext,
         audience: &str,
         scopes: Vec<String>,
-        shutdown: CancellationToken,
     ) -> Result<(Verifier, Arc<ServiceTokens>), ConfigError> {
-        let channel = self.endpoint()?.connect_lazy();
+        let channel = context.connect(self.endpoint()?)?;
         let tokens = Arc::new(ServiceTokens::new(
             channel.clone(),
             AccountCredentials {
@@ -132,6 +130,9 @@ impl AuthConfig {
             refresh_interval: self.refresh_interval,
             ..VerifierConfig::new(self.issuer.clone(), audience)
         };
-        Ok((Verifier::start(config, trust, shutdown).await, tokens))
+        Ok((
+            Verifier::start(config, trust, context.shutdown.clone()).await,
+            tokens,
+        ))
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::db::{BLOCKING_THREAD_BUDGET, DatabaseUrl, PoolOptions};
+use crate::tls::TlsConfig;
 
 /// Flags and environment variables of every service binary. Flatten it into the service's own
 /// `clap::Parser`.
@@ -21,6 +22,8 @@ pub struct PlatformConfig {
     pub telemetry: TelemetryConfig,
     #[command(flatten)]
     pub shutdown: ShutdownConfig,
+    #[command(flatten)]
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -204,7 +207,8 @@ impl PlatformConfig {
     /// Checks what clap's per-value parsing cannot: limits and agreement between values.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.database.validate()?;
-        self.telemetry.validate()
+        self.telemetry.validate()?;
+        self.tls.load().map(drop)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod shutdown;
 pub mod status;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 pub use config::PlatformConfig;
 pub use db::{DatabaseUrl, Db, DbError};

@@ -13,6 +13,7 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use ecrm_auth::tls::ServerTls;
 use ecrm_auth::{AuthLayer, Verifier};
 
 use crate::config::ShutdownConfig;
@@ -27,6 +28,7 @@ pub struct ServiceRoutes {
     names: Vec<&'static str>,
     auth: Option<Verifier>,
     limits: Option<RateLimits>,
+    tls: Option<ServerTls>,
 }
 
 impl ServiceRoutes {
@@ -45,6 +47,15 @@ impl ServiceRoutes {
     pub fn with_rate_limits(self, limits: RateLimits) -> Self {
         Self {
             limits: Some(limits),
+            ..self
+        }
+    }
+
+    /// Serves these routes over TLS only, with client certificates required when `tls` is
+    /// mutual.
+    pub fn with_tls(self, tls: ServerTls) -> Self {
+        Self {
+            tls: Some(tls),
             ..self
         }
     }
@@ -119,10 +130,16 @@ impl RunningServer {
                 .await;
         }
 
+        let tls_mode = match &routes.tls {
+            Some(tls) if tls.is_mutual() => "mutual",
+            Some(_) => "server",
+            None => "off",
+        };
         let reflection_v1 = reflection_builder(&served).build_v1()?;
         let reflection_v1alpha = reflection_builder(&served).build_v1alpha()?;
 
         let guards = Guards {
+            tls: routes.tls,
             auth: routes.auth.map(AuthLayer::new),
             limits: routes.limits.map(RateLimitLayer::new),
         };
@@ -142,7 +159,7 @@ impl RunningServer {
             options,
             shutdown.clone(),
         ));
-        tracing::info!(%local_addr, "serving grpc");
+        tracing::info!(%local_addr, tls = tls_mode, "serving grpc");
         Ok(Self {
             local_addr,
             health,
@@ -192,8 +209,9 @@ fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-/// What every call passes before its handler.
+/// What every connection and call passes before its handler.
 struct Guards {
+    tls: Option<ServerTls>,
     auth: Option<AuthLayer>,
     limits: Option<RateLimitLayer>,
 }
@@ -208,7 +226,11 @@ async fn serve_until_shutdown(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &guards.tls {
+        builder = builder.tls_config(tls.config())?;
+    }
+    let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(server_span)
         // Outermost first: the rate limits read the principal the auth layer found.

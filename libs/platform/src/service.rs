@@ -8,7 +8,10 @@ use diesel_migrations::EmbeddedMigrations;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseConfig, PlatformConfig};
+use ecrm_auth::tls::ClientTls;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::{ConfigError, DatabaseConfig, PlatformConfig};
 use crate::db::{BLOCKING_THREAD_BUDGET, Db, DbError, MigrationError, ProvisionError};
 use crate::server::{RunningServer, ServeError, ServiceRoutes};
 use crate::telemetry::{Telemetry, TelemetryError};
@@ -50,11 +53,33 @@ pub struct ServiceContext {
     pub db: Db,
     /// Cancelled when the process shuts down; background workers stop on it.
     pub shutdown: CancellationToken,
+    /// How the service's calls to the others are secured (`https://` URLs).
+    pub tls: ClientTls,
 }
 
 impl ServiceContext {
     pub fn new(db: Db, shutdown: CancellationToken) -> Self {
-        Self { db, shutdown }
+        Self {
+            db,
+            shutdown,
+            tls: ClientTls::default(),
+        }
+    }
+
+    /// This context, calling the other services with `tls`.
+    #[must_use]
+    pub fn with_tls(self, tls: ClientTls) -> Self {
+        Self { tls, ..self }
+    }
+
+    /// A channel to another service, secured as its URL says, connecting on first use.
+    pub fn connect(&self, endpoint: Endpoint) -> Result<Channel, ConfigError> {
+        let endpoint = self.tls.secure(endpoint).map_err(|error| ConfigError {
+            flag: "--tls-cert",
+            env: "ECRM_TLS_CERT",
+            reason: crate::status::chain(&error).to_string(),
+        })?;
+        Ok(endpoint.connect_lazy())
     }
 }
 
@@ -162,10 +187,15 @@ where
 {
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::shutdown::cancel_on_signal(shutdown.clone()));
+    let tls = config.tls.load()?;
     let db = prepare_database(def, &config.database).await?;
-    let routes = build(ServiceContext::new(db, shutdown.clone()))
+    let context = ServiceContext::new(db, shutdown.clone()).with_tls(tls.client);
+    let mut routes = build(context)
         .await
         .map_err(|e| StartError::Build(Box::new(e)))?;
+    if let Some(server_tls) = tls.server {
+        routes = routes.with_tls(server_tls);
+    }
     let addr = config
         .listen
         .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, def.default_port)));

@@ -30,12 +30,21 @@ fn account_scopes(member: Member) -> Scopes {
 pub(crate) struct Wiring {
     identity: Option<Identity>,
     urls: HashMap<Member, String>,
+    /// Whether the members serve TLS: their URLs are then `https://`.
+    tls: bool,
 }
 
 impl Wiring {
+    pub(crate) fn new(tls: bool) -> Self {
+        Self {
+            tls,
+            ..Self::default()
+        }
+    }
+
     /// Records where `member` listens; a wildcard address is reached on loopback.
     pub(crate) fn listens_on(&mut self, member: Member, addr: SocketAddr) {
-        self.urls.insert(member, loopback_url(addr));
+        self.urls.insert(member, service_url(addr, self.tls));
     }
 
     /// Identity, once the suite has started, for later accounts.
@@ -65,12 +74,18 @@ impl Wiring {
 
 /// `http://` and the address, a wildcard one replaced by loopback.
 pub(crate) fn loopback_url(addr: SocketAddr) -> String {
+    service_url(addr, false)
+}
+
+/// [`loopback_url`], or `https://` and the address when `tls`.
+pub(crate) fn service_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// What building a member needs beyond its database.

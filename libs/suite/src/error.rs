@@ -55,6 +55,14 @@ pub enum SuiteError {
     Serve(#[from] ecrm_platform::server::ServeError),
     #[error("database task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot reach {member}")]
+    Channel {
+        member: crate::Member,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] ecrm_auth::tls::TlsError),
     #[error("stopped before every service had started")]
     Cancelled,
 }

@@ -27,11 +27,12 @@ use std::time::Duration;
 use ecrm_crypto::Secret;
 use ecrm_platform::config::ShutdownConfig;
 use ecrm_platform::db::PoolOptions;
+use ecrm_platform::tls::Tls;
 use ecrm_platform::{DatabaseUrl, Db, RunningServer, ServiceContext};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::build::{Inputs, OUTBOUND_HTTP, Wiring, loopback_url};
+use crate::build::{Inputs, OUTBOUND_HTTP, Wiring, loopback_url, service_url};
 pub use crate::database::{DEFAULT_ROLE_PREFIX, drop_roles};
 pub use crate::error::SuiteError;
 pub use crate::keys::SuiteKeys;
@@ -130,6 +131,9 @@ pub struct SuiteOptions {
     /// Called as soon as identity has created the first operator, before the other members
     /// start: a later failure must not lose a password shown once.
     pub on_first_operator: Option<FirstOperatorHook>,
+    /// TLS of every member: served when it has a certificate (mutual when it names client
+    /// CAs), and used by the members' calls to each other. Default: plaintext.
+    pub tls: Tls,
     /// Cancelling it stops the suite, or its start.
     pub shutdown: CancellationToken,
 }
@@ -155,6 +159,7 @@ impl SuiteOptions {
                 drain_timeout: Duration::from_secs(10),
             },
             on_first_operator: None,
+            tls: Tls::default(),
             shutdown: CancellationToken::new(),
         }
     }
@@ -188,6 +193,8 @@ pub struct Suite {
     addrs: [SocketAddr; 5],
     unsubscribe_addr: SocketAddr,
     public_url: String,
+    /// How clients of the suite reach it: `https://` URLs when the members serve TLS.
+    tls: Tls,
     first_operator: Option<FirstOperator>,
     /// Kept to provision internal accounts for tools running beside the suite (`--demo`).
     identity: Option<ecrm_identity::Identity>,
@@ -221,6 +228,7 @@ impl Suite {
             addrs,
             unsubscribe_addr,
             public_url,
+            tls: options.tls.clone(),
             first_operator: None,
             identity: None,
             shutdown: options.shutdown.child_token(),
@@ -242,7 +250,7 @@ impl Suite {
         listeners: Vec<TcpListener>,
         http: TcpListener,
     ) -> Result<(), SuiteError> {
-        let mut wiring = Wiring::default();
+        let mut wiring = Wiring::new(options.tls.server.is_some());
         for (member, addr) in Member::ALL.into_iter().zip(self.addrs) {
             wiring.listens_on(member, addr);
         }
@@ -258,7 +266,8 @@ impl Suite {
                     service: member.name(),
                     source,
                 })?;
-            let context = ServiceContext::new(db, self.shutdown.child_token());
+            let context = ServiceContext::new(db, self.shutdown.child_token())
+                .with_tls(options.tls.client.clone());
             let inputs = Inputs {
                 keys: &options.keys,
                 bootstrap_password: options.bootstrap_password.as_ref(),
@@ -267,7 +276,10 @@ impl Suite {
                 outbound_http: &mut http,
                 public_url: &self.public_url,
             };
-            let (routes, first) = build::build(member, context, inputs, &mut wiring).await?;
+            let (mut routes, first) = build::build(member, context, inputs, &mut wiring).await?;
+            if let Some(tls) = &options.tls.server {
+                routes = routes.with_tls(tls.clone());
+            }
             if let Some(first) = first {
                 if let Some(tell) = options.on_first_operator.take() {
                     tell(&first);
@@ -306,18 +318,18 @@ impl Suite {
         self.addrs[usize::from(member.port_offset())]
     }
 
-    /// `http://` and where `member` listens (loopback for a wildcard host): what a client
-    /// connects to.
+    /// `http://` (`https://` over TLS) and where `member` listens (loopback for a wildcard
+    /// host): what a client connects to.
     pub fn url(&self, member: Member) -> String {
-        loopback_url(self.addr(member))
+        service_url(self.addr(member), self.tls.server.is_some())
     }
 
-    /// A channel to `member`, connecting on first use.
-    pub fn channel(
-        &self,
-        member: Member,
-    ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-        Ok(tonic::transport::Endpoint::from_shared(self.url(member))?.connect_lazy())
+    /// A channel to `member` as the members reach each other (with their TLS), connecting on
+    /// first use.
+    pub fn channel(&self, member: Member) -> Result<tonic::transport::Channel, SuiteError> {
+        let endpoint = tonic::transport::Endpoint::from_shared(self.url(member))
+            .map_err(|source| SuiteError::Channel { member, source })?;
+        Ok(self.tls.client.secure(endpoint)?.connect_lazy())
     }
 
     /// Every member and where it listens, in [`Member::ALL`] order.

@@ -57,8 +57,14 @@ pub enum Error {
     },
     #[error("the smtp sink did not start: {reason}")]
     SinkStart { reason: String },
-    #[error("cannot make the smtp sink's certificate")]
+    #[error("cannot make a certificate")]
     Certificate(#[source] rcgen::Error),
+    #[error("cannot write {}", path.display())]
+    WriteFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {

@@ -250,19 +250,20 @@ pub async fn build(
     auth: AuthConfig,
 ) -> Result<ServiceRoutes, ConsentError> {
     let (verifier, tokens) = auth
-        .verifier_and_tokens(
-            SERVICE.name,
-            vec!["consent.read".to_owned()],
-            context.shutdown.clone(),
-        )
+        .verifier_and_tokens(&context, SERVICE.name, vec!["consent.read".to_owned()])
         .await
         .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
     let mut consent = Consent::new(&context, &config, verifier)?;
+    let connect = |endpoint| {
+        context
+            .connect(endpoint)
+            .map_err(|error| ConsentError::invalid(error.flag, error.reason))
+    };
     let profiles = config
         .profiles_endpoint()
         .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
     if let Some(profiles) = profiles {
-        let profiles = profiles.connect_lazy();
+        let profiles = connect(profiles)?;
         consent = consent
             .with_directory(Arc::new(ProfilesDirectory::new(
                 profiles.clone(),
@@ -275,7 +276,7 @@ pub async fn build(
         .map_err(|error| ConsentError::invalid(error.flag, error.reason))?;
     if let Some(outbound) = outbound {
         consent = consent
-            .with_outbound(outbound.connect_lazy(), tokens.clone())
+            .with_outbound(connect(outbound)?, tokens.clone())
             .await?;
     }
     let servers = config
@@ -284,11 +285,13 @@ pub async fn build(
     if !servers.is_empty() {
         let servers = servers
             .into_iter()
-            .map(|(name, endpoint)| PersonalDataTarget {
-                name,
-                channel: endpoint.connect_lazy(),
+            .map(|(name, endpoint)| {
+                Ok(PersonalDataTarget {
+                    name,
+                    channel: connect(endpoint)?,
+                })
             })
-            .collect();
+            .collect::<Result<_, ConsentError>>()?;
         consent = consent.with_personal_data(servers, tokens);
     }
     Ok(consent.routes())

@@ -285,11 +285,7 @@ pub async fn build_with_http(
     };
     config.validate().map_err(invalid)?;
     let (verifier, tokens) = auth
-        .verifier_and_tokens(
-            SERVICE.name,
-            vec!["outbound.send".to_owned()],
-            context.shutdown.clone(),
-        )
+        .verifier_and_tokens(&context, SERVICE.name, vec!["outbound.send".to_owned()])
         .await
         .map_err(|error| OutboundError::invalid(error.flag, error.reason))?;
     let consent = config.consent_endpoint().map_err(invalid)?;
@@ -301,10 +297,11 @@ pub async fn build_with_http(
     if profiles.is_none() {
         tracing::warn!("no --profiles-url: nothing is sent");
     }
+    let connect = |endpoint: Option<_>| endpoint.map(|e| context.connect(e)).transpose();
     let peers = Peers::connect(
-        consent.map(|e| e.connect_lazy()),
-        profiles.map(|e| e.connect_lazy()),
-        segmentation.map(|e| e.connect_lazy()),
+        connect(consent).map_err(invalid)?,
+        connect(profiles).map_err(invalid)?,
+        connect(segmentation).map_err(invalid)?,
         tokens,
     );
     let outbound = Outbound::connected(&context, &config, verifier, peers)?;

@@ -191,18 +191,19 @@ pub async fn build(
     auth: AuthConfig,
 ) -> Result<ServiceRoutes, ProfilesError> {
     let (verifier, tokens) = auth
-        .verifier_and_tokens(
-            SERVICE.name,
-            vec!["profiles.read".to_owned()],
-            context.shutdown.clone(),
-        )
+        .verifier_and_tokens(&context, SERVICE.name, vec!["profiles.read".to_owned()])
         .await
         .map_err(|error| ProfilesError::invalid(error.flag, error.reason))?;
     let consent = config
         .consent_endpoint()
         .map_err(|error| ProfilesError::invalid(error.flag, error.reason))?;
     let sharing: Arc<dyn SharingPolicy> = match consent {
-        Some(consent) => Arc::new(ConsentSharing::new(consent.connect_lazy(), tokens)),
+        Some(consent) => {
+            let channel = context
+                .connect(consent)
+                .map_err(|error| ProfilesError::invalid(error.flag, error.reason))?;
+            Arc::new(ConsentSharing::new(channel, tokens))
+        }
         None => Arc::new(NothingShared),
     };
     Ok(Profiles::with_sharing(context, config, verifier, sharing)?.routes())

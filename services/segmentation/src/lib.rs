@@ -198,11 +198,7 @@ pub async fn build(
     auth: AuthConfig,
 ) -> Result<ServiceRoutes, SegmentationError> {
     let (verifier, tokens) = auth
-        .verifier_and_tokens(
-            SERVICE.name,
-            vec!["segments.read".to_owned()],
-            context.shutdown.clone(),
-        )
+        .verifier_and_tokens(&context, SERVICE.name, vec!["segments.read".to_owned()])
         .await
         .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
     let mut segmentation = Segmentation::new(&context, &config, verifier)?;
@@ -212,15 +208,20 @@ pub async fn build(
     let consent = config
         .consent_endpoint()
         .map_err(|error| SegmentationError::invalid(error.flag, error.reason))?;
+    let connect = |endpoint| {
+        context
+            .connect(endpoint)
+            .map_err(|error| SegmentationError::invalid(error.flag, error.reason))
+    };
     match profiles {
         Some(profiles) => {
-            segmentation = segmentation.following_profiles(profiles.connect_lazy(), tokens.clone());
+            segmentation = segmentation.following_profiles(connect(profiles)?, tokens.clone());
         }
         None => tracing::warn!("no --profiles-url: nothing is projected"),
     }
     match consent {
         Some(consent) => {
-            segmentation = segmentation.following_consent(consent.connect_lazy(), tokens);
+            segmentation = segmentation.following_consent(connect(consent)?, tokens);
         }
         None => tracing::warn!("no --consent-url: no objection to profiling is known"),
     }

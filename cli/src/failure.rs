@@ -62,6 +62,7 @@ impl CliError {
                 Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
                     exit::UNAVAILABLE
                 }
+                _ if connection_failed(status) => exit::UNAVAILABLE,
                 _ => exit::FAILURE,
             },
         }
@@ -85,8 +86,19 @@ fn describe(status: &tonic::Status) -> String {
         Code::ResourceExhausted => format!("too many requests ({message}): wait and try again"),
         Code::InvalidArgument => format!("invalid input: {message}"),
         Code::NotFound => format!("not found: {message}"),
+        _ if connection_failed(status) => format!(
+            "the connection failed ({message}: {}): check the URLs and the TLS files given at `ecrm login` (--tls-ca, and --tls-cert with --tls-key where the suite requires client certificates)",
+            std::error::Error::source(status)
+                .map(|source| ecrm_platform::status::chain(source).to_string())
+                .unwrap_or_default()
+        ),
         _ => message.to_owned(),
     }
+}
+
+/// Whether the call failed below gRPC, in the connection (e.g. a TLS handshake refused).
+fn connection_failed(status: &tonic::Status) -> bool {
+    std::error::Error::source(status).is_some_and(|source| source.is::<tonic::transport::Error>())
 }
 
 /// The error of a failed call, naming what was being done.

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use ecrm_client::{CachedToken, Client, Credentials, Endpoints};
+use ecrm_client::{CachedToken, Client, ClientTls, Credentials, Endpoints};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::CliError;
@@ -23,6 +23,62 @@ pub struct Saved {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub tokens: Vec<CachedToken>,
+    /// The TLS files given at login, for `https://` URLs.
+    #[serde(default, skip_serializing_if = "TlsFiles::is_empty")]
+    pub tls: TlsFiles,
+}
+
+/// What the client trusts and presents over TLS, as files: read again by every command, so a
+/// renewed certificate is picked up without logging in again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct TlsFiles {
+    /// PEM bundle of the CAs that sign the services' certificates, for https:// URLs. Unset:
+    /// the system's CAs.
+    #[arg(long = "tls-ca", env = "ECRM_TLS_CA")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate, for a suite that requires mutual TLS.
+    #[arg(long = "tls-cert", env = "ECRM_TLS_CERT", requires = "key")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long = "tls-key", env = "ECRM_TLS_KEY", requires = "cert")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.cert.is_none() && self.key.is_none()
+    }
+
+    /// The files, each made absolute so a later command in another folder finds them.
+    pub fn absolute(self) -> Result<Self, CliError> {
+        let absolute = |path: Option<PathBuf>| {
+            path.map(|path| {
+                std::path::absolute(&path).map_err(|source| CliError::File {
+                    doing: "find",
+                    path,
+                    source,
+                })
+            })
+            .transpose()
+        };
+        Ok(Self {
+            ca: absolute(self.ca)?,
+            cert: absolute(self.cert)?,
+            key: absolute(self.key)?,
+        })
+    }
+
+    /// The files read and checked.
+    pub fn load(&self) -> Result<ClientTls, CliError> {
+        ClientTls::from_files(
+            self.ca.as_deref(),
+            self.cert.as_deref().zip(self.key.as_deref()),
+        )
+        .map_err(|error| CliError::Usage(format!("TLS: {error}")))
+    }
 }
 
 /// The session file: `$ECRM_CONFIG_DIR/session.json`, else `<config dir>/ecrm/session.json`
@@ -125,9 +181,10 @@ impl Session {
         if saved.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(CliError::SessionEnded);
         }
-        let client = Client::connect(
+        let client = Client::connect_with_tls(
             saved.endpoints.clone(),
             Credentials::session(saved.refresh_token.clone()),
+            &saved.tls.load()?,
         )?;
         client.tokens().restore(saved.tokens.clone()).await;
         Ok(Self {

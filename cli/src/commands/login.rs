@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::failure::{CliError, failed_call};
 use crate::output::Output;
-use crate::session::{Saved, Session, SessionFile};
+use crate::session::{Saved, Session, SessionFile, TlsFiles};
 
 /// Log in to a running suite, as an operator (a person) or as a service account.
 ///
@@ -26,6 +26,9 @@ use crate::session::{Saved, Session, SessionFile};
 ///   ecrm login --client-id 0190c3a1-... --client-secret-stdin < partner-secret.txt
 ///
 ///   ecrm login --identity-url http://crm.internal:50051 --username alice
+///
+///   ecrm login --identity-url https://crm.internal:50051 --tls-ca ca.pem \
+///       --tls-cert alice.pem --tls-key alice-key.pem --username alice
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct LoginArgs {
@@ -66,6 +69,8 @@ pub struct LoginArgs {
     /// `ECRM_CLIENT_SECRET`, else asked for).
     #[arg(long, requires = "client_id")]
     client_secret_stdin: bool,
+    #[command(flatten)]
+    tls: TlsFiles,
 }
 
 /// End the session: its refresh token is refused from now on, and the session file removed.
@@ -79,6 +84,8 @@ pub struct LogoutArgs {}
 
 pub async fn login(args: LoginArgs, output: Output) -> Result<(), CliError> {
     let endpoints = endpoints(&args)?;
+    let tls_files = args.tls.clone().absolute()?;
+    let tls = tls_files.load()?;
     let (principal, credentials) = match (&args.username, &args.client_id) {
         (Some(username), _) => {
             let password = secret(args.password_stdin, "ECRM_PASSWORD", "password")?;
@@ -107,7 +114,7 @@ pub async fn login(args: LoginArgs, output: Output) -> Result<(), CliError> {
     if let Ok(previous) = Session::open().await {
         let _ = previous.client.tokens().end_session().await;
     }
-    let client = Client::connect(endpoints.clone(), credentials)?;
+    let client = Client::connect_with_tls(endpoints.clone(), credentials, &tls)?;
     let session = client
         .tokens()
         .start_session(Service::Identity.name(), &[])
@@ -119,6 +126,7 @@ pub async fn login(args: LoginArgs, output: Output) -> Result<(), CliError> {
         refresh_token: session.refresh_token,
         expires_at: session.expires_at,
         tokens: client.tokens().cached().await,
+        tls: tls_files,
     };
     file.save(&saved)?;
     let until = saved
@@ -174,23 +182,24 @@ pub async fn logout(_args: LogoutArgs, output: Output) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Identity's URL and the others', by default on the ports after identity's.
+/// Identity's URL and the others', by default on the ports after identity's (with its scheme).
 fn endpoints(args: &LoginArgs) -> Result<Endpoints, CliError> {
     let identity = url::Url::parse(&args.identity_url)
         .ok()
-        .filter(|url| url.scheme() == "http" && url.host_str().is_some())
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
         .ok_or_else(|| {
             CliError::Usage(format!(
-                "--identity-url {:?} is not an http:// URL such as http://127.0.0.1:50051",
+                "--identity-url {:?} is not an http:// or https:// URL such as http://127.0.0.1:50051",
                 args.identity_url
             ))
         })?;
+    let scheme = identity.scheme();
     let host = identity.host_str().unwrap_or("127.0.0.1");
     let port = identity.port_or_known_default().unwrap_or(50051);
     let next = |offset: u16, given: &Option<String>| {
         given
             .clone()
-            .unwrap_or_else(|| format!("http://{host}:{}", port.saturating_add(offset)))
+            .unwrap_or_else(|| format!("{scheme}://{host}:{}", port.saturating_add(offset)))
     };
     Ok(Endpoints::identity(args.identity_url.trim_end_matches('/'))
         .with(Service::Profiles, next(1, &args.profiles_url))

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use ecrm_crypto::Secret;
 use ecrm_platform::config::TelemetryConfig;
 use ecrm_platform::server::ServeError;
+use ecrm_platform::tls::{Tls, TlsConfig};
 use ecrm_platform::{DatabaseUrl, Telemetry};
 use ecrm_suite::{FirstOperator, Member, OutboundOptions, Ports, Suite, SuiteError, SuiteOptions};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,9 @@ use self::database::SuiteDatabase;
 ///   ecrm up --base-port 60051
 ///
 ///   ecrm up --database-url postgres://postgres@db.internal:5432/ecrm
+///
+///   ecrm up --tls-cert suite.pem --tls-key suite-key.pem --tls-ca ca.pem \
+///       --tls-client-ca ca.pem
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct UpArgs {
@@ -70,6 +74,8 @@ pub struct UpArgs {
     demo_customers: usize,
     #[command(flatten)]
     telemetry: TelemetryConfig,
+    #[command(flatten)]
+    tls: TlsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,10 +149,13 @@ impl From<SuiteError> for UpError {
 
 /// Runs `ecrm up` to completion.
 pub fn run(args: UpArgs) -> ExitCode {
-    if let Err(error) = args.telemetry.validate() {
-        eprintln!("error: {error}");
-        return ExitCode::from(2);
-    }
+    let tls = match args.telemetry.validate().and_then(|()| args.tls.load()) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(ecrm_platform::db::BLOCKING_THREAD_BUDGET as usize)
@@ -169,7 +178,7 @@ pub fn run(args: UpArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(up(args));
+    let result = runtime.block_on(up(args, tls));
     telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,7 +189,7 @@ pub fn run(args: UpArgs) -> ExitCode {
     }
 }
 
-async fn up(args: UpArgs) -> Result<(), UpError> {
+async fn up(args: UpArgs, tls: Tls) -> Result<(), UpError> {
     let outbound_http_port = outbound_http_port(args.base_port)?;
     // Held until we return: a second `ecrm up` on this folder would restart (and so take over)
     // the first one's PostgreSQL.
@@ -219,6 +228,7 @@ async fn up(args: UpArgs) -> Result<(), UpError> {
             }
         })),
         shutdown: shutdown.clone(),
+        tls,
         ..SuiteOptions::new(database.admin_url().clone(), keys)
     };
     let demo = args
@@ -302,6 +312,12 @@ fn print_endpoints(database: &SuiteDatabase, suite: &Suite) {
     for (member, addr) in suite.endpoints() {
         say!("  {:<14} {}", member.name(), addr);
     }
+    let tls = match &suite.tls().server {
+        Some(server) if server.is_mutual() => "mutual: client certificates of --tls-client-ca",
+        Some(_) => "on (https://)",
+        None => "off (http://)",
+    };
+    say!("  {:<14} {}", "tls", tls);
     if suite.first_operator().is_some() {
         say!("(credentials above are not shown again)");
     }

@@ -86,9 +86,10 @@ pub async fn seed(
     ] {
         endpoints = endpoints.with(service, suite.url(member));
     }
-    let client = Client::connect(
+    let client = Client::connect_with_tls(
         endpoints,
         Credentials::service_account(client_id, secret.expose().clone()),
+        &suite.tls().client,
     )?;
 
     let notices = define_purposes(&client).await?;

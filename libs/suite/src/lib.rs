@@ -332,6 +332,11 @@ impl Suite {
         Ok(self.tls.client.secure(endpoint)?.connect_lazy())
     }
 
+    /// The members' TLS: what they serve, and how they reach each other.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
+
     /// Every member and where it listens, in [`Member::ALL`] order.
     pub fn endpoints(&self) -> impl Iterator<Item = (Member, SocketAddr)> + '_ {
         Member::ALL

@@ -12,4 +12,5 @@ mod support;
 mod authorization;
 mod customer;
 mod garbage;
+mod mutual_tls;
 mod partner;

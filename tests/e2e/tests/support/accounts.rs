@@ -54,10 +54,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// An admin operator logging in with its password.
-    pub fn operator(identity_url: String, username: &str, password: &str) -> Self {
+    /// An admin operator logging in with its password at `identity`.
+    pub fn operator(identity: Channel, username: &str, password: &str) -> Self {
         Self {
-            identity: channel(identity_url),
+            identity,
             grant: Grant::Operator {
                 username: username.to_owned(),
                 password: password.to_owned(),
@@ -104,6 +104,11 @@ impl Caller {
         }
     }
 
+    /// This caller, asking identity for its tokens over `identity` instead (its own TLS).
+    pub fn via(self, identity: Channel) -> Self {
+        Self { identity, ..self }
+    }
+
     /// A token for `member` with every scope this caller holds there.
     pub async fn token(&self, member: Member) -> String {
         let mut tokens = self.tokens.lock().await;
@@ -148,12 +153,6 @@ impl Caller {
         tokens.insert(member, issued.access_token.clone());
         issued.access_token
     }
-}
-
-fn channel(url: String) -> Channel {
-    tonic::transport::Endpoint::from_shared(url)
-        .unwrap()
-        .connect_lazy()
 }
 
 /// `message` with `token` as its bearer credential.

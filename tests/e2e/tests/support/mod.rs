@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use ecrm_crypto::Secret;
 use ecrm_platform::DatabaseUrl;
 use ecrm_platform::db::PoolOptions;
+use ecrm_platform::tls::Tls;
 use ecrm_suite::{Member, MemberSettings, OutboundOptions, Suite, SuiteKeys, SuiteOptions};
 use ecrm_testkit::{SmtpSink, TestDatabase};
 use tonic::transport::Channel;
@@ -63,6 +64,15 @@ impl Journey {
 
     /// Like [`Journey::start`], with more changes to the members' settings.
     pub async fn start_with(adjust: impl FnOnce(MemberSettings) -> MemberSettings) -> Self {
+        Self::start_with_tls(Tls::default(), adjust).await
+    }
+
+    /// Like [`Journey::start_with`], every service serving and calling the others with `tls`;
+    /// [`Journey::channel`] and the admin call with its client side.
+    pub async fn start_with_tls(
+        tls: Tls,
+        adjust: impl FnOnce(MemberSettings) -> MemberSettings,
+    ) -> Self {
         sweep_left_roles().await;
         let database = TestDatabase::empty().await;
         let roles = Roles {
@@ -74,8 +84,8 @@ impl Journey {
         Self::start_on(
             admin_url,
             roles.prefix.clone(),
-            Some(database),
-            Some(roles),
+            (Some(database), Some(roles)),
+            tls,
             adjust,
         )
         .await
@@ -84,14 +94,21 @@ impl Journey {
     /// The suite in the database of `admin_url` (a superuser's), on a server of the test's own
     /// that goes with it: its roles are left to that server.
     pub async fn start_in(admin_url: DatabaseUrl) -> Self {
-        Self::start_on(admin_url, role_prefix(), None, None, |settings| settings).await
+        Self::start_on(
+            admin_url,
+            role_prefix(),
+            (None, None),
+            Tls::default(),
+            |settings| settings,
+        )
+        .await
     }
 
     async fn start_on(
         admin_url: DatabaseUrl,
         role_prefix: String,
-        database: Option<TestDatabase>,
-        roles: Option<Roles>,
+        (database, roles): (Option<TestDatabase>, Option<Roles>),
+        tls: Tls,
         adjust: impl FnOnce(MemberSettings) -> MemberSettings,
     ) -> Self {
         logs::capture();
@@ -126,6 +143,7 @@ impl Journey {
                 max_size: 5,
                 ..PoolOptions::default()
             },
+            tls,
             ..SuiteOptions::new(admin_url, keys.clone())
         };
         let suite = Suite::start(options)
@@ -134,7 +152,8 @@ impl Journey {
         let first = suite.first_operator().unwrap();
         assert_eq!(first.username, "admin");
         assert!(!first.generated);
-        let admin = Caller::operator(suite.url(Member::Identity), "admin", ADMIN_PASSWORD);
+        let identity = suite.channel(Member::Identity).unwrap();
+        let admin = Caller::operator(identity, "admin", ADMIN_PASSWORD);
         Self {
             suite: Some(suite),
             smtp,

@@ -209,6 +209,32 @@ fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// What prost says of bytes that are not the request message, as tonic words it in the
+/// status' message (before percent-encoding, which turns spaces into `%20`).
+const UNDECODABLE: &str = "failed%20to%20decode%20Protobuf%20message";
+
+/// A request whose bytes do not decode is the caller's mistake: INVALID_ARGUMENT, with
+/// prost's description (which names the message and field where it can), instead of tonic's
+/// INTERNAL. INTERNAL then means a fault of the service alone, which monitoring can alert on.
+fn undecodable_is_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let internal = headers
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"13");
+    let undecodable = headers
+        .get("grpc-message")
+        .is_some_and(|message| message.as_bytes().starts_with(UNDECODABLE.as_bytes()));
+    if internal && undecodable {
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from_static(INVALID_ARGUMENT),
+        );
+    }
+    response
+}
+
+const INVALID_ARGUMENT: &str = "3";
+
 /// What every connection and call passes before its handler.
 struct Guards {
     tls: Option<ServerTls>,
@@ -233,6 +259,9 @@ async fn serve_until_shutdown(
     let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(server_span)
+        .layer(tower::util::MapResponseLayer::new(
+            undecodable_is_invalid_argument,
+        ))
         // Outermost first: the rate limits read the principal the auth layer found.
         .layer(tower::util::option_layer(guards.auth))
         .layer(tower::util::option_layer(guards.limits))

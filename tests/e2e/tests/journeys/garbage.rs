@@ -1,6 +1,7 @@
 //! Every method of the running suite fed random well-formed requests (every field of the
 //! request message filled from edge values: empty, huge, malformed ids, markup, injection
-//! attempts, unknown enum numbers) by an internal service, a partner and an operator, each
+//! attempts, unknown enum numbers) and bytes that may not decode (cut short, a bit flipped, a
+//! length past the end, random) by an internal service, a partner and an operator, each
 //! holding every scope its kind may: each answers a status a caller can act on, never
 //! INTERNAL or UNKNOWN, and the suite keeps serving. `ECRM_GARBAGE_CASES` (requests a method
 //! and caller, default 6) and `ECRM_GARBAGE_SEED` (a number, or `random`) make longer, new or
@@ -108,6 +109,27 @@ fn random_message(descriptor: &MessageDescriptor, rng: &mut Rng, depth: usize) -
     message
 }
 
+/// Bytes that may not decode as the request: `encoded` cut short, with a byte changed, with a
+/// length past its end, or plain random bytes.
+fn mangled(encoded: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut bytes = encoded.to_vec();
+    match rng.below(4) {
+        0 if !bytes.is_empty() => bytes.truncate(rng.below(bytes.len())),
+        1 if !bytes.is_empty() => {
+            let at = rng.below(bytes.len());
+            bytes[at] ^= 1 << rng.below(8);
+        }
+        2 => {
+            // Field 1, length-delimited, claiming far more than follows.
+            bytes = vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01];
+        }
+        _ => {
+            bytes = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+        }
+    }
+    bytes
+}
+
 /// What a caller cannot act on: the service failed, not the request.
 fn is_a_failure(code: Code) -> bool {
     matches!(
@@ -160,8 +182,12 @@ async fn every_method_answers_random_requests_with_a_status_a_caller_can_act_on(
                     .await,
                 ),
             };
-            for _ in 0..cases {
-                let body = random_message(&input, &mut rng, 0).encode_to_vec();
+            for case in 0..cases {
+                let mut body = random_message(&input, &mut rng, 0).encode_to_vec();
+                // A third of the requests are bytes that may not be the message at all.
+                if case % 3 == 2 {
+                    body = mangled(&body, &mut rng);
+                }
                 calls.push((method.clone(), who, token.clone(), body));
             }
         }
@@ -195,6 +221,33 @@ async fn every_method_answers_random_requests_with_a_status_a_caller_can_act_on(
         failures.len(),
         answers.len(),
         failures.join("\n")
+    );
+    // Bytes that are not the request are the caller's mistake, described.
+    let get_profile = raw::methods()
+        .into_iter()
+        .find(|method| method.path == "/ecrm.profiles.v1.Profiles/GetProfile")
+        .unwrap();
+    let token = issue(
+        identity.clone(),
+        &grants[&Who::Internal],
+        get_profile.member,
+        Who::Internal.scopes(ecrm_auth::Access::Authenticated),
+    )
+    .await;
+    let truncated = vec![0x0a, 0x05, 0x0a];
+    let status = call(
+        journey.channel(get_profile.member),
+        &get_profile,
+        Some(&token),
+        truncated,
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("failed to decode Protobuf message"),
+        "{status:?}"
     );
     // Every member still serving.
     for member in ecrm_suite::Member::ALL {

@@ -3,8 +3,12 @@
 Started by ecrm_testkit::smtp::SmtpSink; runs on Debian's python3-aiosmtpd.
 
 Rules file (re-read at every RCPT TO when it changed):
-    {"reject": {"<address or *>": {"code": 550, "message": "...", "times": null, "id": 1}},
+    {"reject": {"<address or *>": {"code": 550, "message": "...", "times": null, "id": 1,
+                                   "drop": null}},
      "hold": false}
+A rule with "drop" closes the connection without answering instead: at RCPT TO ("rcpt"),
+once the data is in but before it is kept ("data"), or once it is kept, before the 250
+("after_data").
 """
 
 import argparse
@@ -73,16 +77,35 @@ class Handler:
             await asyncio.sleep(HOLD_POLL_SECONDS)
             self.rules.refresh()
         rule = self.rule_for(address)
-        if rule is not None:
-            times = rule.get("times")
-            key = rule.get("id", json.dumps(rule, sort_keys=True))
-            if times is None or self.used.get(key, 0) < times:
-                self.used[key] = self.used.get(key, 0) + 1
-                return f"{int(rule.get('code', 550))} {rule.get('message', 'rejected')}"
+        if rule is not None and rule.get("drop") in (None, "rcpt") and self.use(rule):
+            if rule.get("drop") == "rcpt":
+                server.transport.close()
+            return f"{int(rule.get('code', 550))} {rule.get('message', 'rejected')}"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    def use(self, rule):
+        """Whether the rule applies this time (its `times` not used up), counting it if so."""
+        times = rule.get("times")
+        key = rule.get("id", json.dumps(rule, sort_keys=True))
+        if times is None or self.used.get(key, 0) < times:
+            self.used[key] = self.used.get(key, 0) + 1
+            return True
+        return False
+
+    def drop_in_data(self, envelope):
+        """The drop rule ("data" or "after_data") of the session's first recipient, if it applies now."""
+        self.rules.refresh()
+        rule = self.rule_for(envelope.rcpt_tos[0]) if envelope.rcpt_tos else None
+        if rule is not None and rule.get("drop") in ("data", "after_data") and self.use(rule):
+            return rule["drop"]
+        return None
+
     async def handle_DATA(self, server, session, envelope):
+        drop = self.drop_in_data(envelope)
+        if drop == "data":
+            server.transport.close()
+            return "421 connection dropped"
         content = envelope.content
         if isinstance(content, str):
             content = content.encode("utf-8", errors="surrogateescape")
@@ -96,6 +119,9 @@ class Handler:
             }
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
+        if drop == "after_data":
+            server.transport.close()
+            return "421 connection dropped"
         return "250 Message accepted for delivery"
 
 

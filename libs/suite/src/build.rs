@@ -11,6 +11,7 @@ use ecrm_platform::auth::AuthConfig;
 use ecrm_platform::{ServiceContext, ServiceRoutes};
 use tokio::net::TcpListener;
 
+use crate::replica::Replica;
 use crate::{FirstOperator, Member, MemberSettings, SuiteError, SuiteKeys};
 
 /// The display name of the internal account each member gets, e.g. `ecrm up: profiles`: the
@@ -32,14 +33,24 @@ pub(crate) struct Wiring {
     urls: HashMap<Member, String>,
     /// Whether the members serve TLS: their URLs are then `https://`.
     tls: bool,
+    /// The running suite these members replicate: its accounts are used, not made again.
+    replica_of: Option<Replica>,
+    /// What each member logged in with, for replicas of this suite.
+    accounts: HashMap<Member, (String, Secret<String>)>,
 }
 
 impl Wiring {
-    pub(crate) fn new(tls: bool) -> Self {
+    pub(crate) fn new(tls: bool, replica_of: Option<Replica>) -> Self {
         Self {
             tls,
+            replica_of,
             ..Self::default()
         }
+    }
+
+    /// The internal account each member logged in with.
+    pub(crate) fn take_accounts(&mut self) -> HashMap<Member, (String, Secret<String>)> {
+        std::mem::take(&mut self.accounts)
     }
 
     /// Records where `member` listens; a wildcard address is reached on loopback.
@@ -57,18 +68,31 @@ impl Wiring {
     }
 
     /// How `member` verifies its callers: identity's keys, read with an internal account
-    /// provisioned for it now (fresh credentials each start, none stored).
-    async fn auth_for(&self, member: Member) -> Result<AuthConfig, SuiteError> {
+    /// provisioned for it now (fresh credentials each start, none stored), or the account of
+    /// the member it replicates.
+    async fn auth_for(&mut self, member: Member) -> Result<AuthConfig, SuiteError> {
         let (Some(identity), Some(url)) = (&self.identity, self.urls.get(&Member::Identity)) else {
             return Err(SuiteError::NoIdentity(member.name()));
         };
-        let (client_id, secret) = identity
-            .provision_internal_account(
-                &format!("{ACCOUNT_PREFIX}{}", member.name()),
-                account_scopes(member),
-            )
-            .await?;
-        Ok(AuthConfig::new(url, &client_id, secret.expose()))
+        let replicated = self
+            .replica_of
+            .as_ref()
+            .and_then(|replica| replica.account(member))
+            .cloned();
+        let (client_id, secret) = match replicated {
+            Some(account) => account,
+            None => {
+                identity
+                    .provision_internal_account(
+                        &format!("{ACCOUNT_PREFIX}{}", member.name()),
+                        account_scopes(member),
+                    )
+                    .await?
+            }
+        };
+        let auth = AuthConfig::new(url, &client_id, secret.expose());
+        self.accounts.insert(member, (client_id, secret));
+        Ok(auth)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod demo;
 mod error;
 mod keys;
 mod members;
+mod replica;
 mod settings;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -37,6 +38,7 @@ pub use crate::database::{DEFAULT_ROLE_PREFIX, drop_roles};
 pub use crate::error::SuiteError;
 pub use crate::keys::SuiteKeys;
 pub use crate::members::{Member, UnknownMember};
+pub use crate::replica::Replica;
 pub use crate::settings::MemberSettings;
 
 /// Where the services listen, on [`SuiteOptions::host`].
@@ -134,6 +136,9 @@ pub struct SuiteOptions {
     /// TLS of every member: served when it has a certificate (mutual when it names client
     /// CAs), and used by the members' calls to each other. Default: plaintext.
     pub tls: Tls,
+    /// Start replicas of the members of a running suite ([`Suite::replica`]) on its database:
+    /// its roles and accounts, no bootstrap. Default: a suite of its own.
+    pub replica_of: Option<Replica>,
     /// Cancelling it stops the suite, or its start.
     pub shutdown: CancellationToken,
 }
@@ -160,6 +165,7 @@ impl SuiteOptions {
             },
             on_first_operator: None,
             tls: Tls::default(),
+            replica_of: None,
             shutdown: CancellationToken::new(),
         }
     }
@@ -195,6 +201,8 @@ pub struct Suite {
     public_url: String,
     /// How clients of the suite reach it: `https://` URLs when the members serve TLS.
     tls: Tls,
+    /// What each member connects and logs in with, for replicas.
+    replica: Replica,
     first_operator: Option<FirstOperator>,
     /// Kept to provision internal accounts for tools running beside the suite (`--demo`).
     identity: Option<ecrm_identity::Identity>,
@@ -229,6 +237,7 @@ impl Suite {
             unsubscribe_addr,
             public_url,
             tls: options.tls.clone(),
+            replica: Replica::default(),
             first_operator: None,
             identity: None,
             shutdown: options.shutdown.child_token(),
@@ -250,7 +259,7 @@ impl Suite {
         listeners: Vec<TcpListener>,
         http: TcpListener,
     ) -> Result<(), SuiteError> {
-        let mut wiring = Wiring::new(options.tls.server.is_some());
+        let mut wiring = Wiring::new(options.tls.server.is_some(), options.replica_of.clone());
         for (member, addr) in Member::ALL.into_iter().zip(self.addrs) {
             wiring.listens_on(member, addr);
         }
@@ -259,7 +268,16 @@ impl Suite {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            let url = database::prepare(&options.admin_url, member, &options.role_prefix).await?;
+            let replicated = options
+                .replica_of
+                .as_ref()
+                .and_then(|replica| replica.database(member))
+                .cloned();
+            let url = match replicated {
+                Some(url) => url,
+                None => database::prepare(&options.admin_url, member, &options.role_prefix).await?,
+            };
+            self.replica.databases.insert(member, url.clone());
             let db = Db::connect(&url, member.schema(), options.pool)
                 .await
                 .map_err(|source| SuiteError::Pool {
@@ -296,6 +314,7 @@ impl Suite {
             self.running.push(Running { member, server });
         }
         self.identity = wiring.take_identity();
+        self.replica.accounts = wiring.take_accounts();
         Ok(())
     }
 
@@ -330,6 +349,11 @@ impl Suite {
         let endpoint = tonic::transport::Endpoint::from_shared(self.url(member))
             .map_err(|source| SuiteError::Channel { member, source })?;
         Ok(self.tls.client.secure(endpoint)?.connect_lazy())
+    }
+
+    /// What replicas of this suite's members need to start beside them on its database.
+    pub fn replica(&self) -> Replica {
+        self.replica.clone()
     }
 
     /// The members' TLS: what they serve, and how they reach each other.

@@ -29,5 +29,5 @@ pub use pki::{Issued, IssuedFiles, TestCa};
 pub use plan::assert_feed_reads_in_index_order;
 pub use server::PgServer;
 pub use service::{TestServer, start_server, start_service};
-pub use smtp::{ReceivedMail, SmtpSink};
+pub use smtp::{DropAt, ReceivedMail, SmtpSink};
 pub use snapshot::{SchemaSnapshot, assert_migrations_revert, check_migrations_revert};

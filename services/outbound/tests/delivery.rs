@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use ecrm_platform::time::from_timestamp;
 use ecrm_proto::ecrm::outbound::v1 as pb;
 use ecrm_proto::ecrm::outbound::v1::suppressions_client::SuppressionsClient;
+use ecrm_testkit::DropAt;
 use futures::StreamExt;
 use support::call;
 use support::sending::{ORDER_UPDATES, Options, Sending};
@@ -416,6 +417,67 @@ async fn an_smtp_451_defers_the_mail_without_using_an_attempt() {
     let mails = suite.smtp.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].rcpt_to, ["ada@example.com"]);
+}
+
+#[tokio::test]
+async fn an_smtp_connection_lost_mid_session_is_retried_without_a_second_copy() {
+    let suite = Sending::start().await;
+    shipped_templates(&suite).await;
+
+    // Lost before the server had the message: tried again, and it arrives once.
+    for (n, at) in [(0, DropAt::Rcpt), (1, DropAt::Data)] {
+        let address = format!("lost{n}@example.com");
+        let subject = suite.customer(&address, None, None, None).await;
+        suite.smtp.drop_connection(&address, at, Some(1));
+        let message = queue(
+            &suite,
+            transactional(
+                &subject,
+                pb::Channel::Email,
+                "shipped",
+                &format!("shipped-{n}"),
+            ),
+        )
+        .await;
+        let sent = suite
+            .message_until(&message.message_id, pb::MessageStatus::Sent)
+            .await;
+        assert_eq!(sent.attempts, 2, "{at:?}: {sent:?}");
+        let mails: Vec<_> = suite
+            .smtp
+            .messages()
+            .into_iter()
+            .filter(|mail| mail.rcpt_to == [address.clone()])
+            .collect();
+        assert_eq!(mails.len(), 1, "{at:?}: {mails:?}");
+    }
+
+    // Lost after the server kept it, before it said so: SMTP gives the sender no way to
+    // know, so it is sent again (at least once), as the same message: the same Message-ID,
+    // by which the receiving side drops the copy.
+    let address = "kept@example.com";
+    let subject = suite.customer(address, None, None, None).await;
+    suite
+        .smtp
+        .drop_connection(address, DropAt::AfterData, Some(1));
+    let message = queue(
+        &suite,
+        transactional(&subject, pb::Channel::Email, "shipped", "shipped-2"),
+    )
+    .await;
+    let sent = suite
+        .message_until(&message.message_id, pb::MessageStatus::Sent)
+        .await;
+    assert_eq!(sent.attempts, 2, "{sent:?}");
+    let copies: Vec<String> = suite
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|mail| mail.rcpt_to == [address])
+        .map(|mail| mail.header("Message-ID").unwrap())
+        .collect();
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    assert_eq!(copies[0], copies[1]);
 }
 
 #[tokio::test]

@@ -16,17 +16,13 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use ecrm_localpg::{ClusterOptions, LocalCluster, PgBinaries};
 use ecrm_platform::DatabaseUrl;
-use ecrm_proto::ecrm::common::v1 as common;
-use ecrm_proto::ecrm::consent::v1 as consent;
 use ecrm_proto::ecrm::identity::v1 as identity;
-use ecrm_proto::ecrm::outbound::v1 as outbound;
-use ecrm_proto::ecrm::outbound::v1::campaigns_client::CampaignsClient;
-use ecrm_proto::ecrm::outbound::v1::templates_client::TemplatesClient;
 use ecrm_proto::ecrm::profiles::v1 as profiles;
 use ecrm_proto::ecrm::profiles::v1::interactions_client::InteractionsClient;
 use ecrm_suite::Member;
-use support::customers::{PurposeSpec, by_id, customer, decide, define_purpose};
-use support::{Journey, authorized};
+use support::customers::{by_id, customer};
+use support::sql::{count, rows};
+use support::{Journey, authorized, campaigns};
 
 /// The suite's database on the private cluster.
 const DATABASE: &str = "ecrm";
@@ -121,29 +117,6 @@ fn order(event_id: String, subject_id: &str, n: usize) -> profiles::Interaction 
             }],
         })),
     }
-}
-
-/// The rows `query` gives, read on a connection of its own.
-async fn rows<T>(url: DatabaseUrl, query: &'static str) -> Vec<T>
-where
-    T: QueryableByName<diesel::pg::Pg> + Send + 'static,
-{
-    tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(url.expose()).unwrap();
-        diesel::sql_query(query).load::<T>(&mut conn).unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-/// How many rows `query` (a `SELECT count(*) AS count ...`) counts.
-async fn count(url: DatabaseUrl, query: &'static str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        count: i64,
-    }
-    rows::<Count>(url, query).await[0].count
 }
 
 /// The event ids of every stored interaction.
@@ -274,95 +247,10 @@ const RECIPIENTS: usize = 60;
 async fn a_postgresql_restart_during_a_campaign_sends_every_message_once() {
     let mut server = PrivateServer::start().await;
     let journey = Journey::start_in(server.url(DATABASE)).await;
-    let admin = &journey.admin;
-    let shop = admin
-        .create_account(
-            "shop",
-            identity::PrincipalKind::Internal,
-            "",
-            &["profiles.write", "consent.write"],
-        )
-        .await;
-    let notice = define_purpose(
-        &journey,
-        admin,
-        PurposeSpec {
-            key: "newsletter",
-            basis: common::LawfulBasis::Consent,
-            channels: &[consent::Channel::Email],
-            categories: &["email"],
-            direct_marketing: true,
-            notice: "Our newsletter by email. Unsubscribe in one click.",
-        },
-    )
-    .await;
-    let mut subjects = Vec::new();
-    for n in 0..RECIPIENTS {
-        let subject = customer(&journey, &shop, &format!("reader{n}@example.com"), "Reader").await;
-        decide(
-            &journey,
-            &shop,
-            &subject,
-            "newsletter",
-            consent::Channel::Email,
-            consent::Decision::Granted,
-            &notice,
-        )
-        .await;
-        subjects.push(subject);
-    }
-    let token = admin.token(Member::Outbound).await;
-    TemplatesClient::new(journey.channel(Member::Outbound))
-        .upsert_template(authorized(
-            &token,
-            outbound::UpsertTemplateRequest {
-                template: Some(outbound::Template {
-                    key: "newsletter".to_owned(),
-                    channel: outbound::Channel::Email.into(),
-                    locale: "en".to_owned(),
-                    subject: "This week".to_owned(),
-                    body: "<p>News.</p><p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>"
-                        .to_owned(),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap();
-    let mut campaigns = CampaignsClient::new(journey.channel(Member::Outbound));
-    let campaign = campaigns
-        .create_campaign(authorized(
-            &token,
-            outbound::CreateCampaignRequest {
-                campaign: Some(outbound::Campaign {
-                    name: "weekly".to_owned(),
-                    explicit_list: true,
-                    channel: outbound::Channel::Email.into(),
-                    template_key: "newsletter".to_owned(),
-                    variables_json: "{}".to_owned(),
-                    purpose_key: "newsletter".to_owned(),
-                    // Slow enough for the restart to fall in the middle of the sending.
-                    per_second: 20,
-                    ..Default::default()
-                }),
-                subject_ids: subjects.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .campaign
-        .unwrap()
-        .campaign_id;
-    campaigns
-        .start_campaign(authorized(
-            &token,
-            outbound::StartCampaignRequest {
-                campaign_id: campaign.clone(),
-            },
-        ))
-        .await
-        .unwrap();
+    let subjects = campaigns::newsletter_readers(&journey, RECIPIENTS).await;
+    // Slow enough for the restart to fall in the middle of the sending.
+    let campaign = campaigns::newsletter(&journey, &subjects, 20).await;
+    campaigns::start(&journey, &journey.admin, &campaign).await;
 
     // Down once the first mails are out, up again a second later.
     journey.smtp.wait_for(5, support::DEADLINE).await;
@@ -375,27 +263,8 @@ async fn a_postgresql_restart_during_a_campaign_sends_every_message_once() {
 
     // Messages the gate could not clear while consent and profiles had no database wait a
     // second (the journeys' `--gate-retry-secs`) before trying again.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let stats = loop {
-        let stats = campaigns
-            .get_campaign_stats(authorized(
-                &token,
-                outbound::GetCampaignStatsRequest {
-                    campaign_id: campaign.clone(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        if stats.state() == outbound::CampaignState::Completed {
-            break stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the campaign is not over: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let stats =
+        campaigns::completed(&journey, &journey.admin, &campaign, Duration::from_secs(60)).await;
     assert_eq!(
         (stats.recipients, stats.sent, stats.blocked, stats.failed),
         (RECIPIENTS as u64, RECIPIENTS as u64, 0, 0),

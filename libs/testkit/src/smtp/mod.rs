@@ -18,6 +18,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::OnceCell;
 
 pub use self::mail::ReceivedMail;
+pub use self::rules::DropAt;
 use self::rules::Rules;
 use crate::error::Error;
 
@@ -219,6 +220,13 @@ impl SmtpSink {
     /// address replaces that address's earlier rule.
     pub fn reject(&self, address: &str, code: u16, message: &str, times: Option<u32>) {
         self.change_rules(|rules| rules.reject(address, code, message, times));
+    }
+
+    /// Closes the connection without answering, at `at` of a session mailing `address` (or
+    /// any address, for `*`): always, or only the next `times` times. Replaces the address's
+    /// earlier rule.
+    pub fn drop_connection(&self, address: &str, at: DropAt, times: Option<u32>) {
+        self.change_rules(|rules| rules.drop_at(address, at, times));
     }
 
     /// Drops every reject rule and releases a hold.

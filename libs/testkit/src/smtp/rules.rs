@@ -26,6 +26,22 @@ struct Reject {
     message: String,
     times: Option<u32>,
     id: u64,
+    /// Instead of answering, the sink closes the connection at this point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drop: Option<DropAt>,
+}
+
+/// Where in an SMTP session the sink drops the connection without a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropAt {
+    /// At RCPT TO: nothing was sent yet.
+    Rcpt,
+    /// Once the message's data is in, before it is kept: the message was lost on the way.
+    Data,
+    /// Once the message is kept, before the 250 that says so: the sender cannot know it
+    /// arrived.
+    AfterData,
 }
 
 impl Rules {
@@ -38,6 +54,21 @@ impl Rules {
                 message: message.to_owned(),
                 times,
                 id: self.next_id,
+                drop: None,
+            },
+        );
+    }
+
+    pub(super) fn drop_at(&mut self, address: &str, at: DropAt, times: Option<u32>) {
+        self.next_id += 1;
+        self.reject.insert(
+            address.to_lowercase(),
+            Reject {
+                code: 421,
+                message: "connection dropped".to_owned(),
+                times,
+                id: self.next_id,
+                drop: Some(at),
             },
         );
     }

@@ -5,7 +5,6 @@ use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::consent::v1 as consent;
 use ecrm_proto::ecrm::identity::v1 as identity;
 use ecrm_proto::ecrm::outbound::v1 as outbound;
-use ecrm_proto::ecrm::outbound::v1::campaigns_client::CampaignsClient;
 use ecrm_proto::ecrm::outbound::v1::messages_client::MessagesClient;
 use ecrm_proto::ecrm::outbound::v1::templates_client::TemplatesClient;
 use ecrm_proto::ecrm::segmentation::v1 as segmentation;
@@ -21,9 +20,9 @@ use tonic::codegen::Bytes;
 use crate::support::customers::{
     OrderSpec, PurposeSpec, consent_state, customer, decide, define_purpose, record_orders,
 };
-use crate::support::{Caller, Journey, authorized, eventually};
+use crate::support::{Caller, DEADLINE, Journey, authorized, campaigns, eventually};
 
-mod erasure;
+pub(crate) mod erasure;
 
 /// The purpose of the shop's marketing emails.
 const MARKETING: &str = "marketing_email";
@@ -345,55 +344,25 @@ async fn run_campaign(
     marketer: &Caller,
     season: &str,
 ) -> (String, outbound::GetCampaignStatsResponse) {
-    let token = marketer.token(Member::Outbound).await;
-    let mut campaigns = CampaignsClient::new(journey.channel(Member::Outbound));
-    let created = campaigns
-        .create_campaign(authorized(
-            &token,
-            outbound::CreateCampaignRequest {
-                campaign: Some(outbound::Campaign {
-                    name: format!("{season} sale"),
-                    segment: BUYERS.to_owned(),
-                    channel: outbound::Channel::Email.into(),
-                    template_key: SALE.to_owned(),
-                    variables_json: serde_json::json!({ "season": season }).to_string(),
-                    purpose_key: MARKETING.to_owned(),
-                    ..Default::default()
-                }),
-                subject_ids: vec![],
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .campaign
-        .unwrap();
+    let created = campaigns::create(
+        journey,
+        marketer,
+        outbound::Campaign {
+            name: format!("{season} sale"),
+            segment: BUYERS.to_owned(),
+            channel: outbound::Channel::Email.into(),
+            template_key: SALE.to_owned(),
+            variables_json: serde_json::json!({ "season": season }).to_string(),
+            purpose_key: MARKETING.to_owned(),
+            ..Default::default()
+        },
+        vec![],
+    )
+    .await;
     assert!(created.marketing);
     let id = created.campaign_id;
-    campaigns
-        .start_campaign(authorized(
-            &token,
-            outbound::StartCampaignRequest {
-                campaign_id: id.clone(),
-            },
-        ))
-        .await
-        .unwrap();
-    let stats = eventually("every message of the campaign settled", || {
-        let (mut campaigns, token, id) = (campaigns.clone(), token.clone(), id.clone());
-        async move {
-            let stats = campaigns
-                .get_campaign_stats(authorized(
-                    &token,
-                    outbound::GetCampaignStatsRequest { campaign_id: id },
-                ))
-                .await
-                .unwrap()
-                .into_inner();
-            (stats.state() == outbound::CampaignState::Completed).then_some(stats)
-        }
-    })
-    .await;
+    campaigns::start(journey, marketer, &id).await;
+    let stats = campaigns::completed(journey, marketer, &id, DEADLINE).await;
     (id, stats)
 }
 

@@ -14,3 +14,4 @@ mod customer;
 mod garbage;
 mod mutual_tls;
 mod partner;
+mod replicas;

@@ -9,6 +9,7 @@ use ecrm_proto::ecrm::profiles::v1 as profiles;
 use ecrm_proto::ecrm::profiles::v1::interactions_client::InteractionsClient;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
 use ecrm_suite::Member;
+use tonic::transport::Channel;
 
 use super::{Caller, Journey, authorized};
 
@@ -174,6 +175,11 @@ pub struct OrderSpec<'a> {
 
 /// Records the orders at profiles in one batch, as the shop's order pipeline does.
 pub async fn record_orders(journey: &Journey, shop: &Caller, orders: &[OrderSpec<'_>]) {
+    record_orders_at(journey.channel(Member::Profiles), shop, orders).await;
+}
+
+/// [`record_orders`] at the profiles server of `profiles`.
+pub async fn record_orders_at(profiles: Channel, shop: &Caller, orders: &[OrderSpec<'_>]) {
     let now = chrono::Utc::now();
     let interactions = orders
         .iter()
@@ -203,7 +209,7 @@ pub async fn record_orders(journey: &Journey, shop: &Caller, orders: &[OrderSpec
             }
         })
         .collect();
-    let recorded = InteractionsClient::new(journey.channel(Member::Profiles))
+    let recorded = InteractionsClient::new(profiles)
         .record_interactions(authorized(
             &shop.token(Member::Profiles).await,
             tokio_stream::iter([profiles::RecordInteractionsRequest { interactions }]),

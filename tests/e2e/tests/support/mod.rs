@@ -12,9 +12,11 @@
 )]
 
 pub mod accounts;
+pub mod campaigns;
 pub mod customers;
 pub mod logs;
 pub mod raw;
+pub mod sql;
 
 use std::future::Future;
 use std::sync::Once;
@@ -48,6 +50,8 @@ pub struct Journey {
     /// The services' master keys, as a deployment's secret store would hold them.
     pub keys: SuiteKeys,
     pub admin: Caller,
+    /// The superuser URL of the suite's database.
+    admin_url: DatabaseUrl,
     /// Declared after the suite: dropped once the services are told to stop. None when the
     /// journey runs in a database of its own server ([`Journey::start_in`]).
     database: Option<TestDatabase>,
@@ -115,36 +119,12 @@ impl Journey {
         logs::forbid(ADMIN_PASSWORD);
         let smtp = SmtpSink::start().await.unwrap();
         let keys = SuiteKeys::generate().unwrap();
-        let delivery = ecrm_outbound::DeliveryConfig {
-            smtp_url: Some(Secret::new(smtp.url())),
-            email_from: Some(EMAIL_FROM.to_owned()),
-            ..ecrm_outbound::DeliveryConfig::default()
-        };
-        let settings = MemberSettings::default()
-            .profiles(|config| config.feed_poll_interval = Duration::from_millis(50))
-            .consent(|config| config.task_interval = Duration::from_millis(100))
-            .outbound(|config| {
-                // A run at night must not wait for the morning.
-                config.quiet_hours = "none".to_owned();
-                config.idle = Duration::from_millis(50);
-                config.retry_base_secs = 1;
-                config.gate_retry_secs = 1;
-            });
         let options = SuiteOptions {
             role_prefix,
             bootstrap_password: Some(Secret::new(ADMIN_PASSWORD.to_owned())),
-            outbound: OutboundOptions {
-                delivery,
-                ..OutboundOptions::default()
-            },
-            settings: adjust(settings),
-            // Several suites share the server: each keeps to a few connections per service.
-            pool: PoolOptions {
-                max_size: 5,
-                ..PoolOptions::default()
-            },
+            settings: adjust(journey_settings()),
             tls,
-            ..SuiteOptions::new(admin_url, keys.clone())
+            ..suite_options(admin_url.clone(), &keys, &smtp)
         };
         let suite = Suite::start(options)
             .await
@@ -159,6 +139,7 @@ impl Journey {
             smtp,
             keys,
             admin,
+            admin_url,
             database,
             _roles: roles,
         }
@@ -166,6 +147,25 @@ impl Journey {
 
     pub fn suite(&self) -> &Suite {
         self.suite.as_ref().unwrap()
+    }
+
+    /// The superuser URL of the suite's database, to read what was stored.
+    pub fn admin_url(&self) -> &DatabaseUrl {
+        &self.admin_url
+    }
+
+    /// Replicas of every service on this journey's database, beside its own: the same roles,
+    /// accounts, keys and SMTP server, each on ports of its own. Stop it before the journey.
+    pub async fn start_replicas(&self) -> Suite {
+        let options = SuiteOptions {
+            settings: journey_settings(),
+            replica_of: Some(self.suite().replica()),
+            // Used only to provision, which replicas do not.
+            ..suite_options(self.admin_url.clone(), &self.keys, &self.smtp)
+        };
+        Suite::start(options)
+            .await
+            .unwrap_or_else(|error| panic!("{}", ecrm_platform::status::chain(&error)))
     }
 
     /// A channel to `member`.
@@ -183,6 +183,42 @@ impl Journey {
                 .unwrap_or_else(|error| panic!("{}", ecrm_platform::status::chain(&error)));
         }
         logs::assert_none_leaked();
+    }
+}
+
+/// Each service's settings in journeys: nothing waits on the clock (no quiet hours, quick
+/// background rounds).
+fn journey_settings() -> MemberSettings {
+    MemberSettings::default()
+        .profiles(|config| config.feed_poll_interval = Duration::from_millis(50))
+        .consent(|config| config.task_interval = Duration::from_millis(100))
+        .outbound(|config| {
+            // A run at night must not wait for the morning.
+            config.quiet_hours = "none".to_owned();
+            config.idle = Duration::from_millis(50);
+            config.retry_base_secs = 1;
+            config.gate_retry_secs = 1;
+        })
+}
+
+/// The suite on `admin_url`'s database with `keys`, mailing through `smtp`.
+fn suite_options(admin_url: DatabaseUrl, keys: &SuiteKeys, smtp: &SmtpSink) -> SuiteOptions {
+    let delivery = ecrm_outbound::DeliveryConfig {
+        smtp_url: Some(Secret::new(smtp.url())),
+        email_from: Some(EMAIL_FROM.to_owned()),
+        ..ecrm_outbound::DeliveryConfig::default()
+    };
+    SuiteOptions {
+        outbound: OutboundOptions {
+            delivery,
+            ..OutboundOptions::default()
+        },
+        // Several suites share the server: each keeps to a few connections per service.
+        pool: PoolOptions {
+            max_size: 5,
+            ..PoolOptions::default()
+        },
+        ..SuiteOptions::new(admin_url, keys.clone())
     }
 }
 

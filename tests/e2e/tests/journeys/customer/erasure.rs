@@ -54,7 +54,7 @@ pub async fn is_carried_out_everywhere(
 /// Submitted by email address; the code outbound mails to the address on file verifies the
 /// requester (a legal obligation, so it goes although they opted out of marketing); an
 /// operator approves.
-async fn verified_and_approved(
+pub(crate) async fn verified_and_approved(
     journey: &Journey,
     officer: &Caller,
     address: &str,
@@ -156,7 +156,11 @@ async fn verified_and_approved(
         .unwrap()
 }
 
-async fn completed(journey: &Journey, officer: &Caller, id: &str) -> consent::DataSubjectRequest {
+pub(crate) async fn completed(
+    journey: &Journey,
+    officer: &Caller,
+    id: &str,
+) -> consent::DataSubjectRequest {
     let token = officer.token(Member::Consent).await;
     eventually("the request carried out", || {
         let (mut requests, token, id) = (requests(journey), token.clone(), id.to_owned());
@@ -183,7 +187,7 @@ async fn completed(journey: &Journey, officer: &Caller, id: &str) -> consent::Da
 
 /// The certificate, its signature checked with the key consent's master key derives for its
 /// documents (as a compliance officer holding the key would), not only the one it carries.
-async fn certificate(journey: &Journey, officer: &Caller, id: &str) -> Value {
+pub(crate) async fn certificate(journey: &Journey, officer: &Caller, id: &str) -> Value {
     let signed = requests(journey)
         .get_erasure_certificate(authorized(
             &officer.token(Member::Consent).await,

@@ -51,8 +51,9 @@ pub fn insert_tasks(
         .map(drop)
 }
 
-/// Claims up to `limit` due tasks of requests in progress for `lease_seconds`: a worker that
-/// dies with them lets the lease run out, and another picks them up. A check that an erasure
+/// Claims up to `limit` due tasks of requests in progress for `lease_seconds`, which the
+/// worker extends while it lives ([`extend_leases`]): a worker that dies with them lets the
+/// lease run out, and another picks them up. A check that an erasure
 /// left nothing waits for that erasure, and a restriction or its lifting waits for those of
 /// the same subject submitted before it (request ids are UUID v7, in submission order), so
 /// the subject's last wish is the one that stands.
@@ -87,6 +88,22 @@ pub fn claim_due(
     .bind::<diesel::sql_types::BigInt, _>(limit)
     .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
     .load(conn)
+}
+
+/// Extends the lease of every task of `claims` still pending under that claim by
+/// `lease_seconds` from now: the worker running them is alive. How many it extended.
+pub fn extend_leases(
+    conn: &mut PgConnection,
+    claims: &[Uuid],
+    lease_seconds: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE request_tasks SET next_attempt_at = now() + make_interval(secs => $2) \
+         WHERE claim_id = ANY($1) AND state = 'pending'",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(claims)
+    .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
+    .execute(conn)
 }
 
 /// The task found by key, as long as `claim` still holds it.

@@ -26,8 +26,11 @@ use crate::error::ConsentError;
 
 /// Tasks claimed per round.
 const CLAIM: i64 = 16;
-/// How long a claimed task is the claimer's before another worker may take it.
-const LEASE_SECONDS: i64 = 300;
+/// How long a claimed task is the claimer's before another worker may take it, unless the
+/// claimer extends it: a worker that died (killed, its host lost) holds its tasks this long.
+const LEASE_SECONDS: i64 = 30;
+/// How often a worker extends the leases of the tasks it holds: well within the lease.
+const LEASE_RENEWAL: Duration = Duration::from_secs(10);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// How long one call may take: well within the lease.
@@ -177,6 +180,9 @@ impl Orchestrator {
             })
             .await?;
         let ran = claimed.len();
+        // While this round runs, its tasks stay ours: a call may take up to TASK_TIMEOUT.
+        let renewal = self.renew_leases(claimed.iter().map(|task| task.claim_id).collect());
+        let _stop_renewing = renewal.drop_guard();
         for task in claimed {
             let (request, service, action) =
                 (task.request_id, task.service.clone(), task.action.clone());
@@ -198,6 +204,33 @@ impl Orchestrator {
             }
         }
         Ok(ran)
+    }
+
+    /// Extends the leases of `claims` every [`LEASE_RENEWAL`] until the token is cancelled.
+    fn renew_leases(&self, claims: Vec<Uuid>) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let (db, stopped) = (self.db.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    () = tokio::time::sleep(LEASE_RENEWAL) => {}
+                }
+                let claims = claims.clone();
+                let renewed = db
+                    .run(move |conn| {
+                        Ok::<_, ConsentError>(store::extend_leases(conn, &claims, LEASE_SECONDS)?)
+                    })
+                    .await;
+                if let Err(error) = renewed {
+                    // The next renewal tries again. A lease that lapses meanwhile lets another
+                    // worker take the task; this one's outcome is then not recorded (its claim
+                    // is no longer the task's), and the services' answers are idempotent.
+                    tracing::warn!(error = %error, "cannot extend the leases of request tasks");
+                }
+            }
+        });
+        stop
     }
 
     async fn run(&self, task: ClaimedTask) -> Result<(), ConsentError> {

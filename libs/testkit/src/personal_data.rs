@@ -2,6 +2,10 @@
 //! benchmarks of what surrounds a service (authentication, serving, callers), where the
 //! service's own data does not matter.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalData;
 use ecrm_proto::ecrm::privacy::v1::{
     DataCategory, DescribeRequest, DescribeResponse, EraseRequest, EraseResponse, ErasureReceipt,
@@ -17,6 +21,10 @@ use tonic::{Request, Response, Status};
 pub struct NoPersonalData {
     service: &'static str,
     categories: Vec<DataCategory>,
+    /// How long each erasure takes to answer.
+    erase_delay: Duration,
+    /// How many erasures were asked for, shared by every clone.
+    erases: Arc<AtomicUsize>,
 }
 
 impl NoPersonalData {
@@ -24,7 +32,22 @@ impl NoPersonalData {
         Self {
             service,
             categories: Vec::new(),
+            erase_delay: Duration::ZERO,
+            erases: Arc::default(),
         }
+    }
+
+    /// Answers each erasure only after `delay`: a service slow to erase.
+    pub fn erasing_after(self, delay: Duration) -> Self {
+        Self {
+            erase_delay: delay,
+            ..self
+        }
+    }
+
+    /// How many erasures it was asked for (by this value or any clone).
+    pub fn erase_calls(&self) -> usize {
+        self.erases.load(Ordering::SeqCst)
     }
 
     /// Describes `categories`, as a real service's `Describe` would answer: for benchmarks
@@ -63,6 +86,8 @@ impl PersonalData for NoPersonalData {
         &self,
         request: Request<EraseRequest>,
     ) -> Result<Response<EraseResponse>, Status> {
+        self.erases.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.erase_delay).await;
         let request = request.into_inner();
         Ok(Response::new(EraseResponse {
             receipt: Some(ErasureReceipt {

@@ -17,10 +17,11 @@ use ecrm_proto::ecrm::common::v1 as common;
 use ecrm_proto::ecrm::consent::v1 as pb;
 use ecrm_proto::ecrm::consent::v1::data_subject_requests_client::DataSubjectRequestsClient;
 use ecrm_proto::ecrm::privacy::v1 as privacy;
+use ecrm_proto::ecrm::privacy::v1::personal_data_server::PersonalDataServer;
 use ecrm_proto::ecrm::profiles::v1 as profiles;
 use ecrm_proto::ecrm::profiles::v1::partner_sync_client::PartnerSyncClient;
 use ecrm_proto::ecrm::profiles::v1::profiles_client::ProfilesClient;
-use ecrm_testkit::{TestAuth, TestDatabase, TestServer, TokenSpec, start_server};
+use ecrm_testkit::{NoPersonalData, TestAuth, TestDatabase, TestServer, TokenSpec, start_server};
 use tokio_util::sync::CancellationToken;
 use tonic::Request;
 use tonic::transport::Channel;
@@ -851,4 +852,51 @@ async fn a_lifting_waits_for_the_restriction_submitted_before_it() {
     suite.completed(&restriction).await;
     suite.completed(&lift).await;
     assert!(!suite.profile(&subject).await.restricted);
+}
+
+#[tokio::test]
+async fn a_call_outlasting_the_lease_keeps_its_task_while_its_worker_lives() {
+    let mut suite = Suite::start().await;
+    let subject = suite.customer("slow@example.com").await;
+    // Profiles takes 40 s to erase, beyond the 30 s lease, and two consent workers share the
+    // queue: the one running the call renews its lease, so the other never takes the task.
+    let slow = NoPersonalData::new("profiles").erasing_after(Duration::from_secs(40));
+    let slow_server = start_server(
+        ecrm_platform::ServiceRoutes::unauthenticated().with(PersonalDataServer::new(slow.clone())),
+    )
+    .await
+    .unwrap();
+    let target = || PersonalDataTarget {
+        name: "profiles".to_owned(),
+        channel: slow_server.channel(),
+    };
+    suite.restart_with(target()).await;
+    let second_shutdown = CancellationToken::new();
+    let _second = serve_consent(
+        &suite.database,
+        &suite.auth,
+        &suite.master,
+        target(),
+        second_shutdown.clone(),
+    )
+    .await;
+    let _stop_second = second_shutdown.drop_guard();
+
+    let id = suite.approved(&subject, pb::RequestType::Erasure).await;
+    let deadline = Instant::now() + Duration::from_secs(70);
+    let done = loop {
+        let request = suite.request(&id).await;
+        if request.status() == pb::RequestStatus::Completed {
+            break request;
+        }
+        assert!(Instant::now() < deadline, "not completed: {request:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(slow.erase_calls(), 1, "the erasure was asked for twice");
+    let erase = done
+        .tasks
+        .iter()
+        .find(|task| task.action == "erase")
+        .unwrap();
+    assert_eq!(erase.attempts, 1, "{:?}", done.tasks);
 }

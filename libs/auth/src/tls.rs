@@ -44,10 +44,8 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 /// The certificates of a PEM file (one CA, or a bundle of several), refused when it holds none.
 pub fn read_certificates(path: &Path) -> Result<Certificate, TlsError> {
     let pem = read(path)?;
-    let count = CertificateDer::pem_slice_iter(&pem)
-        .take_while(Result::is_ok)
-        .count();
-    if count == 0 || CertificateDer::pem_slice_iter(&pem).any(|cert| cert.is_err()) {
+    let certificates: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    if !certificates.is_ok_and(|certificates| !certificates.is_empty()) {
         return Err(TlsError::NoCertificate {
             path: path.to_owned(),
         });

@@ -20,6 +20,12 @@ mod profiles;
 mod schema;
 mod sharing;
 
+/// What the coverage-guided fuzz targets (`fuzz/`) call: identifier normalisation. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::identifiers::domain::{normalise_email, normalise_phone};
+}
+
 use std::sync::Arc;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};

@@ -33,7 +33,7 @@ const LEASE_SECONDS: i64 = 30;
 const LEASE_RENEWAL: Duration = Duration::from_secs(10);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// How long one call may take: well within the lease.
+/// How long one call may take; its worker renews the lease meanwhile.
 const TASK_TIMEOUT: Duration = Duration::from_secs(240);
 /// What the request's history says when its last task is done.
 const COMPLETED: &str = "carried out by every service holding personal data";
@@ -241,7 +241,7 @@ impl Orchestrator {
                 request_store::find(conn, request)?.ok_or(ConsentError::NotFound("request"))
             })
             .await?;
-        // Within the lease, so no other worker runs the task while this one still might.
+        // Under a lease renewed while the call runs, so no other worker runs the task meanwhile.
         let outcome = tokio::time::timeout(TASK_TIMEOUT, self.call(&task, &row))
             .await
             .unwrap_or_else(|_| {

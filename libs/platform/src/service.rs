@@ -15,6 +15,7 @@ use crate::config::{ConfigError, DatabaseConfig, PlatformConfig};
 use crate::db::{BLOCKING_THREAD_BUDGET, Db, DbError, MigrationError, ProvisionError};
 use crate::server::{RunningServer, ServeError, ServiceRoutes};
 use crate::telemetry::{Telemetry, TelemetryError};
+use crate::tls::Tls;
 
 /// The fixed facts about one service.
 #[derive(Clone, Copy)]
@@ -137,11 +138,15 @@ where
     Fut: Future<Output = Result<ServiceRoutes, E>>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    if let Err(error) = config.validate() {
-        // No subscriber yet: the config error must still reach the operator.
-        eprintln_error(&error);
-        return ExitCode::from(2);
-    }
+    // The TLS files are read here, once: a bad one is a configuration error too.
+    let tls = match config.validate().and_then(|()| config.tls.load()) {
+        Ok(tls) => tls,
+        Err(error) => {
+            // No subscriber yet: the config error must still reach the operator.
+            eprintln_error(&error);
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREAD_BUDGET as usize)
@@ -163,7 +168,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(run(def, config, build));
+    let result = runtime.block_on(run(def, config, tls, build));
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -178,6 +183,7 @@ where
 async fn run<F, Fut, E>(
     def: &'static ServiceDef,
     config: PlatformConfig,
+    tls: Tls,
     build: F,
 ) -> Result<(), StartError>
 where
@@ -187,7 +193,6 @@ where
 {
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::shutdown::cancel_on_signal(shutdown.clone()));
-    let tls = config.tls.load()?;
     let db = prepare_database(def, &config.database).await?;
     let context = ServiceContext::new(db, shutdown.clone()).with_tls(tls.client);
     let mut routes = build(context)

@@ -40,7 +40,7 @@ pub struct Tls {
 }
 
 impl TlsConfig {
-    /// Reads every file named; a missing or malformed one is refused, naming its flag.
+    /// Reads every file named, once; a missing or malformed one is refused, naming its flag.
     pub fn load(&self) -> Result<Tls, ConfigError> {
         let refuse = |flag: &'static str, env: &'static str| {
             move |error: TlsError| ConfigError {
@@ -49,21 +49,20 @@ impl TlsConfig {
                 reason: error.to_string(),
             }
         };
-        let cert = |path| read_certificates(path).map(drop);
-        let server = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert_path), Some(key_path)) => {
-                cert(cert_path).map_err(refuse("--tls-cert", "ECRM_TLS_CERT"))?;
-                let identity = read_identity(cert_path, key_path)
-                    .map_err(refuse("--tls-key", "ECRM_TLS_KEY"))?;
-                let tls = ServerTls::new(identity);
-                Some(match &self.tls_client_ca {
-                    Some(path) => tls.requiring_clients_of(
-                        read_certificates(path)
-                            .map_err(refuse("--tls-client-ca", "ECRM_TLS_CLIENT_CA"))?,
-                    ),
-                    None => tls,
-                })
-            }
+        let identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(read_identity(cert, key).map_err(|error| {
+                // The key's own problem, or the certificate's.
+                let about_key = match &error {
+                    TlsError::NoKey { .. } => true,
+                    TlsError::Read { path, .. } => path == key,
+                    _ => false,
+                };
+                if about_key {
+                    refuse("--tls-key", "ECRM_TLS_KEY")(error)
+                } else {
+                    refuse("--tls-cert", "ECRM_TLS_CERT")(error)
+                }
+            })?),
             (None, None) if self.tls_client_ca.is_some() => {
                 return Err(ConfigError {
                     flag: "--tls-client-ca",
@@ -80,11 +79,28 @@ impl TlsConfig {
                 });
             }
         };
-        let client = ClientTls::from_files(
-            self.tls_ca.as_deref(),
-            self.tls_cert.as_deref().zip(self.tls_key.as_deref()),
-        )
-        .map_err(refuse("--tls-ca", "ECRM_TLS_CA"))?;
+        let client_cas = self
+            .tls_client_ca
+            .as_deref()
+            .map(read_certificates)
+            .transpose()
+            .map_err(refuse("--tls-client-ca", "ECRM_TLS_CLIENT_CA"))?;
+        let server = identity.clone().map(|identity| {
+            let tls = ServerTls::new(identity);
+            match client_cas {
+                Some(cas) => tls.requiring_clients_of(cas),
+                None => tls,
+            }
+        });
+        // Calling the others: their CAs, and the same certificate when they ask for one.
+        let mut client = ClientTls::default();
+        if let Some(cas) = &self.tls_ca {
+            client =
+                client.trusting(read_certificates(cas).map_err(refuse("--tls-ca", "ECRM_TLS_CA"))?);
+        }
+        if let Some(identity) = identity {
+            client = client.presenting(identity);
+        }
         Ok(Tls { server, client })
     }
 }

@@ -270,12 +270,6 @@ async fn a_postgresql_restart_during_a_campaign_sends_every_message_once() {
         (RECIPIENTS as u64, RECIPIENTS as u64, 0, 0),
         "{stats:?}"
     );
-    let mails = journey.smtp.messages();
-    let recipients: HashSet<&str> = mails
-        .iter()
-        .flat_map(|mail| mail.rcpt_to.iter().map(String::as_str))
-        .collect();
-    assert_eq!(recipients.len(), RECIPIENTS, "a reader got no mail");
-    assert_eq!(mails.len(), RECIPIENTS, "a reader got the mail twice");
+    campaigns::assert_one_mail_each(&journey, RECIPIENTS);
     journey.stop().await;
 }

@@ -2,7 +2,6 @@
 //! queues (a campaign's messages), sagas (an erasure's tasks) and change-feed followers (orders
 //! projected into segmentation) is done once, whichever replica takes it.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use ecrm_suite::Member;
@@ -85,13 +84,7 @@ async fn two_replicas_of_every_service_on_one_database_do_each_piece_of_work_onc
         (READERS as u64, READERS as u64, 0),
         "{stats:?}"
     );
-    let mails = journey.smtp.messages();
-    let recipients: HashSet<&str> = mails
-        .iter()
-        .flat_map(|mail| mail.rcpt_to.iter().map(String::as_str))
-        .collect();
-    assert_eq!(recipients.len(), READERS, "a reader got no mail");
-    assert_eq!(mails.len(), READERS, "a reader got the mail twice");
+    campaigns::assert_one_mail_each(&journey, READERS);
 
     // A saga: an erasure whose tasks both consent replicas' workers look for. Each task runs
     // once, and the certificate verifies.

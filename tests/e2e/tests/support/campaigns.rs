@@ -1,6 +1,7 @@
 //! Campaigns as a marketer runs them: readers who agreed to a newsletter, its template, a
 //! campaign started, and its stats once every message is settled.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ecrm_proto::ecrm::common::v1 as common;
@@ -128,6 +129,17 @@ pub async fn start(journey: &Journey, marketer: &Caller, campaign: &str) {
         ))
         .await
         .unwrap();
+}
+
+/// Every one of `count` recipients got exactly one mail: none missed, none twice.
+pub fn assert_one_mail_each(journey: &Journey, count: usize) {
+    let mails = journey.smtp.messages();
+    let recipients: HashSet<&str> = mails
+        .iter()
+        .flat_map(|mail| mail.rcpt_to.iter().map(String::as_str))
+        .collect();
+    assert_eq!(recipients.len(), count, "a reader got no mail");
+    assert_eq!(mails.len(), count, "a reader got the mail twice");
 }
 
 /// The campaign's stats once it has completed (every message settled), within `within`.
